@@ -1,0 +1,139 @@
+"""What the provisioner produces: plain, Grafana-shaped objects, independent of any backend.
+
+The pipeline is spec -> render -> plan -> apply. Everything up to ``plan`` is pure; Grafana is
+touched only by ``apply`` (and read by ``plan``). The objects below are the contract between the
+stages: ``render`` builds them, output adapters (files, Prometheus rules, Grafana API) consume them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+#: Marks everything this tool owns. Dashboards carry it as a tag, alert rules as a label
+#: (``managed_by``), folders as a uid prefix. Prune never touches objects without it.
+MANAGER: Final = "platform-obs"
+MANAGED_BY_LABEL: Final = "managed_by"
+SERVICE_TAG_PREFIX: Final = "service:"
+FOLDER_UID_PREFIX: Final = "po-"
+
+_UID_SAFE = re.compile(r"[^a-zA-Z0-9_-]+")
+UID_MAX_LEN: Final = 40
+
+
+def stable_uid(*parts: str) -> str:
+    """A deterministic Grafana uid (``^[a-zA-Z0-9_-]+$``, at most 40 chars) from readable parts.
+
+    Readable when it fits; otherwise a readable prefix plus a short hash of the full key, so two
+    long names never collide.
+    """
+    readable = "-".join(_UID_SAFE.sub("-", p).strip("-").lower() for p in parts if p)
+    if len(readable) <= UID_MAX_LEN:
+        return readable
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:10]
+    return f"{readable[: UID_MAX_LEN - 11].rstrip('-')}-{digest}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation failure, precise enough to fix without reading code."""
+
+    file: str
+    #: Key path in the file, e.g. ``alerts[2].threshold``; empty for file-level problems.
+    path: str
+    message: str
+    value: Any = None
+    expected: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        where += f": {self.path}" if self.path else ""
+        text = f"{where}: {self.message}"
+        if self.value is not None:
+            text += f" (got {self.value!r}"
+            text += f", expected {self.expected})" if self.expected else ")"
+        elif self.expected:
+            text += f" (expected {self.expected})"
+        return text
+
+
+class ValidationFailed(Exception):
+    """Raised with every problem found, so users fix them all in one round."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Folder:
+    uid: str
+    title: str
+    parent_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """A dashboard as Grafana stores it (``model`` is the dashboard JSON, uid and title included)."""
+
+    service: str
+    folder_uid: str
+    model: dict[str, Any]
+
+    @property
+    def uid(self) -> str:
+        return str(self.model["uid"])
+
+    @property
+    def title(self) -> str:
+        return str(self.model["title"])
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    """A Grafana-managed alert rule group in the provisioning-API shape.
+
+    ``rules`` are provisioning-API rule objects (``uid``, ``title``, ``condition``, ``data``, ``for``,
+    ``labels``, ``annotations``, ``noDataState``, ``execErrState``, ``notification_settings`` ...),
+    each with ``folderUID`` and ``ruleGroup`` set to this group's.
+    """
+
+    service: str
+    folder_uid: str
+    title: str
+    interval_seconds: int
+    rules: tuple[dict[str, Any], ...]
+
+    def api_body(self) -> dict[str, Any]:
+        """Body of ``PUT /api/v1/provisioning/folder/{folderUid}/rule-groups/{group}``."""
+        return {
+            "title": self.title,
+            "folderUid": self.folder_uid,
+            "interval": self.interval_seconds,
+            "rules": list(self.rules),
+        }
+
+
+@dataclass(frozen=True)
+class PrometheusRuleFile:
+    """A Prometheus rule file (``groups:`` document) for one service, for a Prometheus/Mimir ruler."""
+
+    service: str
+    document: dict[str, Any]
+
+
+@dataclass
+class Rendered:
+    """Everything rendered for a set of services, in apply order."""
+
+    #: Names of the services in scope (prune only ever looks at these).
+    services: list[str] = field(default_factory=list)
+    folders: list[Folder] = field(default_factory=list)
+    dashboards: list[Dashboard] = field(default_factory=list)
+    rule_groups: list[RuleGroup] = field(default_factory=list)
+    prometheus_rules: list[PrometheusRuleFile] = field(default_factory=list)
+    #: Extra files for other consumers (e.g. Backstage annotations), relative path -> content.
+    extra_files: dict[str, str] = field(default_factory=dict)
