@@ -1,0 +1,212 @@
+"""Execute a :class:`~platform_obs.provisioning.plan.Plan` against Grafana.
+
+Order: folders (parents first), dashboards, rule groups; then deletes (rule groups, dashboards,
+folders last). Unchanged objects are never written, so a second apply is a no-op.
+
+Failure policy: an auth failure or an unreachable Grafana stops the run (every later request would
+fail the same way); any other failed object is recorded and the run continues, so one bad object
+does not block the rest. The result counts failures; the CLI exits non-zero when any failed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from platform_obs.provisioning.grafana import (
+    FATAL_ERRORS,
+    Grafana,
+    GrafanaError,
+    VersionMismatch,
+)
+from platform_obs.provisioning.plan import Change, Plan
+
+DEFAULT_MAX_DELETES = 10
+
+
+class TooManyDeletes(Exception):
+    """Prune would delete more objects than allowed; nothing was written."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(
+            f"prune would delete {count} objects, more than --max-deletes={limit}. Review the "
+            "plan; raise --max-deletes or pass --force if this is intended"
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change: Change
+    #: created | updated | deleted | unchanged | skipped | failed | not-attempted
+    status: str
+    error: str = ""
+
+
+@dataclass
+class ApplyResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    #: Set when a fatal error (auth, unreachable) stopped the run early.
+    aborted: str = ""
+
+    def counts(self) -> dict[str, int]:
+        names = ("created", "updated", "deleted", "unchanged", "skipped", "failed", "not-attempted")
+        return {n: sum(1 for o in self.outcomes if o.status == n) for n in names}
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.aborted
+
+
+# CI systems' variables for "which commit / which run", first match wins.
+_COMMIT_VARS = (
+    "GITHUB_SHA",
+    "CI_COMMIT_SHA",
+    "BUILD_SOURCEVERSION",
+    "GIT_COMMIT",
+    "BUILDKITE_COMMIT",
+)
+_RUN_VARS = (
+    "GITHUB_RUN_ID",
+    "CI_PIPELINE_ID",
+    "BUILD_BUILDID",
+    "BUILD_NUMBER",
+    "BUILDKITE_BUILD_ID",
+)
+
+
+def ci_message(env: Mapping[str, str] | None = None, explicit: str | None = None) -> str:
+    """The dashboard version message: ``--message`` if given, else the CI commit and run."""
+    if explicit:
+        return explicit
+    env = os.environ if env is None else env
+    parts = ["platform-obs apply"]
+    commit = next((env[v] for v in _COMMIT_VARS if env.get(v)), "")
+    run = next((env[v] for v in _RUN_VARS if env.get(v)), "")
+    if commit:
+        parts.append(f"commit {commit[:12]}")
+    if run:
+        parts.append(f"run {run}")
+    url = _run_url(env)
+    if url:
+        parts.append(url)
+    return ", ".join(parts)
+
+
+def _run_url(env: Mapping[str, str]) -> str:
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return env.get("CI_PIPELINE_URL", "")
+
+
+def check_deletes(plan: Plan, *, max_deletes: int, force: bool) -> None:
+    count = len(plan.deletes)
+    if count > max_deletes and not force:
+        raise TooManyDeletes(count, max_deletes)
+
+
+_DELETE_ORDER = {"rule_group": 0, "dashboard": 1, "folder": 2}
+
+
+def ordered(plan: Plan) -> list[Change]:
+    """Writes first in plan order (folders, dashboards, rule groups), deletes last."""
+    writes = [c for c in plan.changes if c.action in ("create", "update")]
+    deletes = sorted(plan.deletes, key=lambda c: _DELETE_ORDER[c.kind])
+    return writes + deletes
+
+
+def apply_plan(
+    plan: Plan,
+    grafana: Grafana,
+    *,
+    message: str,
+    allow_ui_edits: bool = False,
+    max_deletes: int = DEFAULT_MAX_DELETES,
+    force: bool = False,
+    on_step: Callable[[Outcome], None] | None = None,
+) -> ApplyResult:
+    """Write every create/update/delete in the plan; raises TooManyDeletes before any write."""
+    check_deletes(plan, max_deletes=max_deletes, force=force)
+    result = ApplyResult()
+    for c in plan.changes:
+        if c.action == "unchanged":
+            result.outcomes.append(Outcome(c, "unchanged"))
+        elif c.action == "skip":
+            result.outcomes.append(Outcome(c, "skipped", c.reason))
+
+    todo = ordered(plan)
+    for i, change in enumerate(todo):
+        try:
+            status = _execute(change, grafana, message=message, allow_ui_edits=allow_ui_edits)
+            outcome = Outcome(change, status)
+        except FATAL_ERRORS as exc:
+            result.outcomes.append(Outcome(change, "failed", str(exc)))
+            result.aborted = str(exc)
+            if on_step is not None:
+                on_step(result.outcomes[-1])
+            result.outcomes += [Outcome(c, "not-attempted") for c in todo[i + 1 :]]
+            return result
+        except GrafanaError as exc:
+            outcome = Outcome(change, "failed", str(exc))
+        result.outcomes.append(outcome)
+        if on_step is not None:
+            on_step(outcome)
+    return result
+
+
+def _execute(change: Change, grafana: Grafana, *, message: str, allow_ui_edits: bool) -> str:
+    p = change.payload
+    if change.kind == "folder":
+        if change.action == "create":
+            grafana.create_folder(p["uid"], p["title"], p.get("parentUid"))
+            return "created"
+        if change.action == "update":
+            live = grafana.get_folder(p["uid"]) or {}
+            if live.get("title") != p["title"]:
+                grafana.update_folder(p["uid"], p["title"])
+            if (live.get("parentUid") or None) != p.get("parentUid"):
+                grafana.move_folder(p["uid"], p.get("parentUid"))
+            return "updated"
+        grafana.delete_folder(change.key)
+        return "deleted"
+
+    if change.kind == "dashboard":
+        if change.action == "delete":
+            grafana.delete_dashboard(change.key)
+            return "deleted"
+        return _save_dashboard(change, grafana, message)
+
+    if change.action == "delete":
+        grafana.delete_rule_group(p["folderUid"], p["group"])
+        return "deleted"
+    grafana.put_rule_group(p["folderUid"], p["group"], p["body"], disable_provenance=allow_ui_edits)
+    return "created" if change.action == "create" else "updated"
+
+
+def _save_dashboard(change: Change, grafana: Grafana, message: str) -> str:
+    p = change.payload
+    model: dict[str, Any] = copy.deepcopy(p["dashboard"])
+    if change.action == "update" and p.get("version") is not None:
+        # Optimistic locking against the version the plan diffed: a UI edit since then -> 412.
+        model["version"] = p["version"]
+    try:
+        grafana.save_dashboard(model, p["folderUid"], message, overwrite=False)
+    except VersionMismatch as exc:
+        if change.action == "create":
+            raise VersionMismatch(
+                f"save dashboard {change.key}: a dashboard with this uid or title already exists "
+                "in Grafana but is not managed by platform-obs (it lacks the 'platform-obs' tag). "
+                "Delete or rename it, or change the dashboard uid",
+                path=exc.path,
+            ) from None
+        raise
+    return "created" if change.action == "create" else "updated"

@@ -1,0 +1,517 @@
+"""Compare rendered objects with live Grafana and say what apply would do.
+
+No-op detection without one GET per object:
+
+* Dashboards are sent with a tag ``po-hash:<12 hex>``: a hash of the canonical JSON of what we send
+  (model + folder). Grafana stores dashboards as sent, and search results carry tags and folderUid,
+  so one search call decides "unchanged" for every dashboard. Only dashboards whose hash differs
+  are fetched, to show a diff. Trade-off: a UI edit that keeps the tag is invisible to the fast
+  path; ``deep=True`` (``--deep``) fetches and compares every managed dashboard.
+* Alert rules come from one ``GET /api/v1/provisioning/alert-rules`` and are grouped by folder and
+  group; the rule list has no group interval, so intervals come from one export call (falling back
+  to one GET per group only on servers without the export endpoint).
+* Folders come from one search for ``dash-folder``.
+
+Server-side fields (ids, versions, provenance, timestamps, defaults Grafana fills in) are removed on
+both sides before comparing, so an unchanged object never shows as changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from platform_obs.provisioning.model import (
+    FOLDER_UID_PREFIX,
+    MANAGED_BY_LABEL,
+    MANAGER,
+    SERVICE_TAG_PREFIX,
+    Dashboard,
+    Folder,
+    Rendered,
+    RuleGroup,
+)
+
+Action = Literal["create", "update", "delete", "unchanged", "skip"]
+Kind = Literal["folder", "dashboard", "rule_group"]
+
+HASH_TAG_PREFIX = "po-hash:"
+#: Rule labels that may name the service a rule belongs to (first match wins).
+SERVICE_LABELS = ("service", "service_name")
+
+
+class LiveReader(Protocol):
+    """What planning needs from Grafana (implemented by ``grafana.Grafana``)."""
+
+    def list_folders(self) -> list[dict[str, Any]]: ...
+    def list_managed_dashboards(self) -> list[dict[str, Any]]: ...
+    def get_dashboard(self, uid: str) -> dict[str, Any] | None: ...
+    def list_alert_rules(self) -> list[dict[str, Any]]: ...
+    def rule_intervals(self) -> dict[str, float] | None: ...
+    def get_rule_group(self, folder_uid: str, group: str) -> dict[str, Any] | None: ...
+    def search_folder_contents(self, folder_uid: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    kind: Kind
+    #: Folder uid, dashboard uid, or ``<folderUid>/<group>``.
+    key: str
+    service: str = ""
+    title: str = ""
+    diff: str = ""
+    #: Why an object is skipped (file-provisioned, not managed ...).
+    reason: str = ""
+    #: What apply sends (create/update) or needs to identify the object (delete). Not printed.
+    payload: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "action": self.action,
+            "kind": self.kind,
+            "key": self.key,
+            "service": self.service,
+            "title": self.title,
+        }
+        if self.diff:
+            out["diff"] = self.diff
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+_KIND_ORDER = {"folder": 0, "dashboard": 1, "rule_group": 2}
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    prune: bool = False
+
+    def by_action(self, action: Action) -> list[Change]:
+        return [c for c in self.changes if c.action == action]
+
+    @property
+    def writes(self) -> list[Change]:
+        return [c for c in self.changes if c.action in ("create", "update", "delete")]
+
+    @property
+    def deletes(self) -> list[Change]:
+        return self.by_action("delete")
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.writes)
+
+    def counts(self) -> dict[str, int]:
+        names: tuple[Action, ...] = ("create", "update", "delete", "unchanged", "skip")
+        return {a: len(self.by_action(a)) for a in names}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prune": self.prune,
+            "has_changes": self.has_changes,
+            "summary": self.counts(),
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+
+# --- canonical forms ----------------------------------------------------------------------------
+
+
+def canonical_json(obj: Any, *, indent: int | None = None) -> str:
+    if indent is None:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(obj, sort_keys=True, indent=indent, ensure_ascii=False)
+
+
+def unified_diff(before: Any, after: Any, label: str) -> str:
+    a = canonical_json(before, indent=2).splitlines()
+    b = canonical_json(after, indent=2).splitlines()
+    lines = difflib.unified_diff(a, b, f"live/{label}", f"rendered/{label}", lineterm="", n=3)
+    return "\n".join(lines)
+
+
+def _strip_hash_tags(tags: Iterable[Any]) -> list[Any]:
+    return [t for t in tags if not (isinstance(t, str) and t.startswith(HASH_TAG_PREFIX))]
+
+
+def hash_tag(tags: Iterable[Any]) -> str | None:
+    for t in tags:
+        if isinstance(t, str) and t.startswith(HASH_TAG_PREFIX):
+            return t
+    return None
+
+
+def desired_dashboard(d: Dashboard) -> dict[str, Any]:
+    """The dashboard JSON apply sends: rendered model + ownership tags + content hash tag."""
+    model = copy.deepcopy(d.model)
+    for server_field in ("id", "version"):
+        model.pop(server_field, None)
+    tags = _strip_hash_tags(model.get("tags") or [])
+    for tag in (MANAGER, f"{SERVICE_TAG_PREFIX}{d.service}"):
+        if tag not in tags:
+            tags.append(tag)
+    model["tags"] = tags
+    digest = hashlib.sha256(
+        canonical_json({"dashboard": model, "folderUid": d.folder_uid}).encode()
+    ).hexdigest()[:12]
+    model["tags"] = [*tags, f"{HASH_TAG_PREFIX}{digest}"]
+    return model
+
+
+def normalise_dashboard(model: dict[str, Any]) -> dict[str, Any]:
+    """Drop what Grafana adds or owns (id, version) and our hash tag, for diffing."""
+    out = copy.deepcopy(model)
+    for server_field in ("id", "version"):
+        out.pop(server_field, None)
+    out["tags"] = _strip_hash_tags(out.get("tags") or [])
+    return out
+
+
+_SERVER_RULE_FIELDS = ("id", "orgID", "orgId", "updated", "provenance", "folderUID", "ruleGroup")
+_RULE_DURATION_FIELDS = ("for", "keep_firing_for")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def duration_seconds(value: Any) -> float | None:
+    """``"5m"``, ``"1h30m"``, ``"5m0s"`` or a number of seconds -> seconds (None if unparsable)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return 0.0
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    return total if pos == len(text) else None
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == {} or value == [] or value == ""
+
+
+def normalise_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A rule with server-owned fields and empty/default values removed, durations in seconds."""
+    out = {
+        k: copy.deepcopy(v)
+        for k, v in rule.items()
+        if k not in _SERVER_RULE_FIELDS and not _is_empty(v)
+    }
+    if out.get("isPaused") is False:
+        del out["isPaused"]
+    for key in _RULE_DURATION_FIELDS:
+        if key in out:
+            seconds = duration_seconds(out[key])
+            if seconds is not None:
+                if seconds == 0:
+                    del out[key]
+                else:
+                    out[key] = seconds
+    return out
+
+
+def normalise_group(interval: float | None, rules: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    # Rules keyed by uid: evaluation order inside a group is not significant for alerting.
+    by_uid = {str(r.get("uid", "")): normalise_rule(r) for r in rules}
+    return {"interval": interval, "rules": dict(sorted(by_uid.items()))}
+
+
+# --- live state ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LiveRuleGroup:
+    folder_uid: str
+    title: str
+    rules: list[dict[str, Any]]
+
+    @property
+    def managed(self) -> bool:
+        return bool(self.rules) and all(
+            (r.get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGER for r in self.rules
+        )
+
+    @property
+    def provenance(self) -> str:
+        for r in self.rules:
+            if r.get("provenance"):
+                return str(r["provenance"])
+        return ""
+
+    @property
+    def service(self) -> str:
+        for r in self.rules:
+            labels = r.get("labels") or {}
+            for name in SERVICE_LABELS:
+                if labels.get(name):
+                    return str(labels[name])
+        return ""
+
+
+def group_rules(rules: Iterable[dict[str, Any]]) -> dict[tuple[str, str], LiveRuleGroup]:
+    groups: dict[tuple[str, str], LiveRuleGroup] = {}
+    for rule in rules:
+        key = (str(rule.get("folderUID", "")), str(rule.get("ruleGroup", "")))
+        groups.setdefault(key, LiveRuleGroup(key[0], key[1], [])).rules.append(rule)
+    return groups
+
+
+def _group_key(folder_uid: str, group: str) -> str:
+    return f"{folder_uid}/{group}"
+
+
+def _provisioned_reason(live: dict[str, Any] | None) -> str:
+    meta = (live or {}).get("meta") or {}
+    if meta.get("provisioned"):
+        return "file-provisioned in Grafana; the API cannot change or delete it"
+    return ""
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+
+def build_plan(
+    rendered: Rendered, grafana: LiveReader, *, prune: bool = False, deep: bool = False
+) -> Plan:
+    """Read live state (a constant number of calls for unchanged objects) and diff it."""
+    changes: list[Change] = []
+    live_folders = {str(f["uid"]): f for f in grafana.list_folders()}
+    changes += _plan_folders(rendered.folders, live_folders)
+
+    live_groups = group_rules(grafana.list_alert_rules())
+    dash_changes = _plan_dashboards(rendered, grafana, prune=prune, deep=deep)
+    rule_changes = _plan_rule_groups(rendered, grafana, live_groups, prune=prune)
+    changes += dash_changes + rule_changes
+
+    if prune:
+        object_changes = dash_changes + rule_changes
+        changes += _plan_folder_prune(rendered, grafana, live_folders, live_groups, object_changes)
+
+    order = {"create": 0, "update": 0, "unchanged": 0, "skip": 1, "delete": 2}
+    changes.sort(key=lambda c: (order[c.action], _KIND_ORDER[c.kind]))
+    return Plan(changes=changes, prune=prune)
+
+
+def _folder_depths(folders: list[Folder]) -> dict[str, int]:
+    parents = {f.uid: f.parent_uid for f in folders}
+    depths: dict[str, int] = {}
+    for uid in parents:
+        depth, cur, seen = 0, parents.get(uid), {uid}
+        while cur and cur in parents and cur not in seen:
+            seen.add(cur)
+            depth += 1
+            cur = parents[cur]
+        depths[uid] = depth
+    return depths
+
+
+def _plan_folders(folders: list[Folder], live: dict[str, dict[str, Any]]) -> list[Change]:
+    depths = _folder_depths(folders)
+    out: list[Change] = []
+    # Parents first, so team folders exist before the service folders inside them.
+    for f in sorted(folders, key=lambda f: depths[f.uid]):
+        payload = {"uid": f.uid, "title": f.title, "parentUid": f.parent_uid}
+        have = live.get(f.uid)
+        if have is None:
+            out.append(Change("create", "folder", f.uid, title=f.title, payload=payload))
+            continue
+        before = {"title": have.get("title"), "parentUid": have.get("folderUid") or None}
+        after = {"title": f.title, "parentUid": f.parent_uid}
+        if before == after:
+            out.append(Change("unchanged", "folder", f.uid, title=f.title))
+        else:
+            diff = unified_diff(before, after, f"folder/{f.uid}")
+            out.append(Change("update", "folder", f.uid, title=f.title, diff=diff, payload=payload))
+    return out
+
+
+def _plan_dashboards(
+    rendered: Rendered, grafana: LiveReader, *, prune: bool, deep: bool
+) -> list[Change]:
+    hits = {str(h["uid"]): h for h in grafana.list_managed_dashboards()}
+    out: list[Change] = []
+    declared: set[str] = set()
+    for d in rendered.dashboards:
+        declared.add(d.uid)
+        model = desired_dashboard(d)
+        payload = {"dashboard": model, "folderUid": d.folder_uid}
+        hit = hits.get(d.uid)
+        if hit is None:
+            out.append(Change("create", "dashboard", d.uid, d.service, d.title, payload=payload))
+            continue
+        same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
+        same_folder = (hit.get("folderUid") or "") == d.folder_uid
+        if same_hash and same_folder and not deep:
+            out.append(Change("unchanged", "dashboard", d.uid, d.service, d.title))
+            continue
+        live = grafana.get_dashboard(d.uid)
+        if live is None:  # deleted between search and get
+            out.append(Change("create", "dashboard", d.uid, d.service, d.title, payload=payload))
+            continue
+        live_model = live.get("dashboard") or {}
+        live_folder = (live.get("meta") or {}).get("folderUid") or ""
+        before = {"folderUid": live_folder, "dashboard": normalise_dashboard(live_model)}
+        after = {"folderUid": d.folder_uid, "dashboard": normalise_dashboard(model)}
+        if before == after and same_hash:
+            out.append(Change("unchanged", "dashboard", d.uid, d.service, d.title))
+            continue
+        reason = _provisioned_reason(live)
+        if reason:
+            out.append(Change("skip", "dashboard", d.uid, d.service, d.title, reason=reason))
+            continue
+        # Optimistic locking: a UI edit after this read makes the save fail with 412.
+        payload["version"] = live_model.get("version")
+        diff = unified_diff(before, after, f"dashboard/{d.uid}")
+        out.append(Change("update", "dashboard", d.uid, d.service, d.title, diff, payload=payload))
+
+    if prune:
+        scope = set(rendered.services)
+        for uid, hit in sorted(hits.items()):
+            if uid in declared:
+                continue
+            tags = hit.get("tags") or []
+            service = _service_from_tags(tags)
+            if MANAGER not in tags or service not in scope:
+                continue
+            title = str(hit.get("title", ""))
+            live = grafana.get_dashboard(uid)
+            if live is None:
+                continue
+            reason = _provisioned_reason(live)
+            if reason:
+                out.append(Change("skip", "dashboard", uid, service, title, reason=reason))
+                continue
+            folder = str(hit.get("folderUid") or "")
+            out.append(
+                Change("delete", "dashboard", uid, service, title, payload={"folderUid": folder})
+            )
+    return out
+
+
+def _service_from_tags(tags: Iterable[Any]) -> str:
+    for t in tags:
+        if isinstance(t, str) and t.startswith(SERVICE_TAG_PREFIX):
+            return t[len(SERVICE_TAG_PREFIX) :]
+    return ""
+
+
+def _plan_rule_groups(
+    rendered: Rendered,
+    grafana: LiveReader,
+    live_groups: dict[tuple[str, str], LiveRuleGroup],
+    *,
+    prune: bool,
+) -> list[Change]:
+    # One export call gives every group's interval (keyed by rule uid); None = no export endpoint.
+    by_rule = grafana.rule_intervals() if live_groups else {}
+    out: list[Change] = []
+    declared: set[tuple[str, str]] = set()
+
+    def live_interval(key: tuple[str, str], have: LiveRuleGroup) -> float | None:
+        if by_rule is not None:
+            for r in have.rules:
+                if str(r.get("uid")) in by_rule:
+                    return by_rule[str(r.get("uid"))]
+            return None
+        body = grafana.get_rule_group(*key)  # fallback: one GET for this group only
+        return duration_seconds(body.get("interval")) if body else None
+
+    for g in rendered.rule_groups:
+        key = (g.folder_uid, g.title)
+        declared.add(key)
+        label = _group_key(*key)
+        payload = {"folderUid": g.folder_uid, "group": g.title, "body": g.api_body()}
+        have = live_groups.get(key)
+        if have is None:
+            out.append(Change("create", "rule_group", label, g.service, g.title, payload=payload))
+            continue
+        if have.provenance == "file":
+            reason = "file-provisioned in Grafana; the API cannot change it"
+            out.append(Change("skip", "rule_group", label, g.service, g.title, reason=reason))
+            continue
+        after = normalise_group(float(g.interval_seconds), g.rules)
+        before = normalise_group(live_interval(key, have), have.rules)
+        if before == after:
+            out.append(Change("unchanged", "rule_group", label, g.service, g.title))
+            continue
+        diff = unified_diff(before, after, f"rule_group/{label}")
+        out.append(Change("update", "rule_group", label, g.service, g.title, diff, payload))
+
+    if prune:
+        scope = set(rendered.services)
+        declared_folders = _folders_by_service(rendered)
+        for key, have in sorted(live_groups.items()):
+            if key in declared or not have.managed:
+                continue
+            service = have.service or declared_folders.get(key[0], "")
+            if service not in scope:
+                continue
+            label = _group_key(*key)
+            if have.provenance == "file":
+                reason = "file-provisioned in Grafana; the API cannot delete it"
+                out.append(Change("skip", "rule_group", label, service, key[1], reason=reason))
+                continue
+            payload = {"folderUid": key[0], "group": key[1]}
+            out.append(Change("delete", "rule_group", label, service, key[1], payload=payload))
+    return out
+
+
+def _folders_by_service(rendered: Rendered) -> dict[str, str]:
+    """Folder uid -> service, for folders holding objects of exactly one service."""
+    owners: dict[str, set[str]] = {}
+    objects: list[Dashboard | RuleGroup] = [*rendered.dashboards, *rendered.rule_groups]
+    for obj in objects:
+        owners.setdefault(obj.folder_uid, set()).add(obj.service)
+    return {uid: next(iter(s)) for uid, s in owners.items() if len(s) == 1}
+
+
+def _plan_folder_prune(
+    rendered: Rendered,
+    grafana: LiveReader,
+    live_folders: dict[str, dict[str, Any]],
+    live_groups: dict[tuple[str, str], LiveRuleGroup],
+    changes: list[Change],
+) -> list[Change]:
+    """Delete a managed folder only when this plan empties it and nothing declares it."""
+    declared = {f.uid for f in rendered.folders}
+    declared |= {d.folder_uid for d in rendered.dashboards}
+    declared |= {g.folder_uid for g in rendered.rule_groups}
+    emptied: dict[str, str] = {}
+    for c in changes:
+        if c.action == "delete":
+            emptied.setdefault(str(c.payload.get("folderUid", "")), c.service)
+    out: list[Change] = []
+    for uid, service in sorted(emptied.items()):
+        if not uid.startswith(FOLDER_UID_PREFIX) or uid in declared or uid not in live_folders:
+            continue
+        if any(str(f.get("folderUid") or "") == uid for f in live_folders.values()):
+            continue  # has subfolders
+        deleted = {c.key for c in changes if c.action == "delete" and c.kind == "dashboard"}
+        remaining = [h for h in grafana.search_folder_contents(uid) if h.get("uid") not in deleted]
+        deleted_groups = {
+            (c.payload.get("folderUid"), c.payload.get("group"))
+            for c in changes
+            if c.action == "delete" and c.kind == "rule_group"
+        }
+        rules_left = [k for k in live_groups if k[0] == uid and k not in deleted_groups]
+        if remaining or rules_left:
+            continue
+        title = str(live_folders[uid].get("title", ""))
+        out.append(Change("delete", "folder", uid, service, title, payload={"uid": uid}))
+    return out
