@@ -515,3 +515,86 @@ def _plan_folder_prune(
         title = str(live_folders[uid].get("title", ""))
         out.append(Change("delete", "folder", uid, service, title, payload={"uid": uid}))
     return out
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+_SYMBOL = {"create": "+", "update": "~", "delete": "-", "skip": "!", "unchanged": "="}
+
+
+def summary_line(plan: Plan) -> str:
+    n = plan.counts()
+    line = (
+        f"Plan: {n['create']} to create, {n['update']} to update, {n['delete']} to delete, "
+        f"{n['unchanged']} unchanged"
+    )
+    if n["skip"]:
+        line += f", {n['skip']} skipped"
+    return line + "."
+
+
+def _describe(c: Change) -> str:
+    text = f"{_SYMBOL[c.action]} {c.kind:<10} {c.key}"
+    if c.title and c.title != c.key and c.kind != "rule_group":
+        text += f"  {c.title!r}"
+    if c.service:
+        text += f"  (service {c.service})"
+    return text
+
+
+def render_text(plan: Plan) -> str:
+    """Terraform-like text: one line per change, diffs indented under updates."""
+    lines: list[str] = []
+    for c in plan.changes:
+        if c.action == "unchanged":
+            continue
+        lines.append(_describe(c))
+        if c.reason:
+            lines.append(f"    skipped: {c.reason}")
+        if c.diff:
+            lines += [f"    {d}" for d in c.diff.splitlines()]
+    if not plan.has_changes:
+        lines.append("No changes. Grafana matches the configuration.")
+    lines.append(summary_line(plan))
+    if not plan.prune:
+        lines.append("(prune not requested: objects no longer declared are kept; see --prune)")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    """For a CI job summary or a pull-request comment."""
+    n = plan.counts()
+    out = [
+        "### platform-obs plan",
+        "",
+        "| create | update | delete | unchanged | skipped |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {n['create']} | {n['update']} | {n['delete']} | {n['unchanged']} | {n['skip']} |",
+        "",
+    ]
+    shown = [c for c in plan.changes if c.action != "unchanged"]
+    if not shown:
+        out.append("No changes. Grafana matches the configuration.")
+    else:
+        out += ["| | kind | key | service | note |", "|---|---|---|---|---|"]
+        for c in shown:
+            note = c.reason or (c.title if c.title != c.key else "")
+            note = note.replace("|", "\\|")
+            out.append(f"| {c.action} | {c.kind} | `{c.key}` | {c.service} | {note} |")
+        for c in shown:
+            if c.diff:
+                out += [
+                    "",
+                    f"<details><summary>{c.kind} <code>{c.key}</code></summary>",
+                    "",
+                    "```diff",
+                    c.diff,
+                    "```",
+                    "",
+                    "</details>",
+                ]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,385 @@
+"""``platform-obs``: validate, render, plan and apply service observability configs.
+
+Thin on purpose: parses arguments, calls ``platform_obs.provisioning``, prints. Heavy imports
+(Grafana client, YAML, rendering) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+if TYPE_CHECKING:
+    from platform_obs.provisioning.apply import ApplyResult
+    from platform_obs.provisioning.grafana import Grafana
+    from platform_obs.provisioning.model import Rendered
+    from platform_obs.provisioning.plan import Plan
+
+# Exit codes (also in docs/cli.md).
+EXIT_OK = 0
+EXIT_INVALID = 1  # invalid config, bad usage, missing GRAFANA_URL/GRAFANA_TOKEN, refused prune
+EXIT_CHANGES = 2  # plan --detailed-exitcode: changes present
+EXIT_GRAFANA = 3  # Grafana error: auth, permission, network, conflict; nothing or little written
+EXIT_PARTIAL = 4  # apply wrote some objects but others failed
+
+EXIT_CODES_HELP = """
+\b
+Exit codes:
+  0  success; for plan: no changes (or changes without --detailed-exitcode)
+  1  invalid configuration or usage (nothing was written)
+  2  plan --detailed-exitcode only: changes are present
+  3  Grafana error: authentication, permission, network, conflict
+  4  apply partly failed: some objects were written, others failed
+"""
+
+
+class _Cli(click.Group):
+    """Maps click's usage errors to exit 1, so 2 keeps meaning "changes present"."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(EXIT_INVALID)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(EXIT_INVALID)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("platform-obs")
+    except PackageNotFoundError:  # running from a source checkout
+        return "0+unknown"
+
+
+@click.group(cls=_Cli, epilog=EXIT_CODES_HELP)
+@click.version_option(version=_version(), prog_name="platform-obs")
+def cli() -> None:
+    """Provision standard Grafana dashboards and alert rules from service config files.
+
+    Typical CI use: `validate` and `plan` on pull requests, `apply` on the main branch.
+    GRAFANA_URL and GRAFANA_TOKEN are read from the environment only.
+    """
+
+
+_paths = click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+_templates = click.option(
+    "--templates",
+    "templates_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory of dashboard/alert templates (default: the templates shipped in the package).",
+)
+_promtool = click.option(
+    "--promtool/--no-promtool",
+    default=True,
+    show_default=True,
+    help="Check generated Prometheus rules with promtool when it is installed.",
+)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _build(paths: Sequence[Path], templates_dir: Path | None, promtool: bool) -> Rendered:
+    from platform_obs.provisioning.model import ValidationFailed
+    from platform_obs.provisioning.pipeline import build
+
+    try:
+        return build(list(paths), templates_dir, run_promtool=promtool)
+    except ValidationFailed as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        n = len(exc.problems)
+        _fail(f"{n} problem{'s' if n != 1 else ''} found; nothing was written", EXIT_INVALID)
+
+
+def _connect() -> Grafana:
+    from platform_obs.provisioning.grafana import ConfigurationError, Grafana
+
+    try:
+        return Grafana.from_env()
+    except ConfigurationError as exc:
+        _fail(str(exc), EXIT_INVALID)
+
+
+def _grafana_errors(fn: Callable[[], Any]) -> Any:
+    from platform_obs.provisioning.grafana import ConfigurationError, GrafanaError
+
+    try:
+        return fn()
+    except ConfigurationError as exc:
+        _fail(str(exc), EXIT_INVALID)
+    except GrafanaError as exc:
+        _fail(str(exc), EXIT_GRAFANA)
+
+
+# --- validate / render --------------------------------------------------------------------------
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@_paths
+@_templates
+@_promtool
+def validate(paths: tuple[Path, ...], templates_dir: Path | None, promtool: bool) -> int:
+    """Check service config files offline (no Grafana needed).
+
+    Prints every problem with file, line and key; exits 1 if there is any.
+    """
+    rendered = _build(paths, templates_dir, promtool)
+    click.echo(
+        f"OK: {len(rendered.services)} service(s), {len(rendered.dashboards)} dashboard(s), "
+        f"{len(rendered.rule_groups)} alert rule group(s)"
+    )
+    return EXIT_OK
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@_paths
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write dashboards, alert rules and provisioning files into.",
+)
+@_templates
+@_promtool
+def render(
+    paths: tuple[Path, ...], out_dir: Path, templates_dir: Path | None, promtool: bool
+) -> int:
+    """Validate, then write Grafana and Prometheus files (for GitOps / file provisioning).
+
+    Needs no Grafana server. Nothing is written when validation fails.
+    """
+    from platform_obs.provisioning.outputs import write_all
+
+    rendered = _build(paths, templates_dir, promtool)
+    written = write_all(rendered, out_dir)
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"Wrote {len(written)} file(s) to {out_dir}", err=True)
+    return EXIT_OK
+
+
+# --- plan / apply -------------------------------------------------------------------------------
+
+_prune = click.option(
+    "--prune",
+    is_flag=True,
+    help="Also delete objects this tool created for the given services that are no longer "
+    "declared. Never touches objects without the platform-obs marker or file-provisioned ones.",
+)
+_deep = click.option(
+    "--deep",
+    is_flag=True,
+    help="Fetch and compare every managed dashboard instead of trusting its content-hash tag "
+    "(catches edits made in the Grafana UI; one request per dashboard).",
+)
+
+
+def _print_plan(plan: Plan, output: str) -> None:
+    from platform_obs.provisioning import plan as planmod
+
+    render_fn = {
+        "text": planmod.render_text,
+        "json": planmod.render_json,
+        "markdown": planmod.render_markdown,
+    }[output]
+    click.echo(render_fn(plan), nl=False)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@_paths
+@_prune
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Plan format; markdown suits a CI job summary or pull-request comment.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when there are changes, 0 when there are none (like terraform plan).",
+)
+@_deep
+@_templates
+@_promtool
+def plan(
+    paths: tuple[Path, ...],
+    prune: bool,
+    output: str,
+    detailed_exitcode: bool,
+    deep: bool,
+    templates_dir: Path | None,
+    promtool: bool,
+) -> int:
+    """Show what apply would change in Grafana (reads only, writes nothing).
+
+    Reads GRAFANA_URL and GRAFANA_TOKEN from the environment.
+    """
+    from platform_obs.provisioning.plan import build_plan
+
+    rendered = _build(paths, templates_dir, promtool)
+    with _connect() as grafana:
+        the_plan = _grafana_errors(lambda: build_plan(rendered, grafana, prune=prune, deep=deep))
+    _print_plan(the_plan, output)
+    if detailed_exitcode and the_plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@_paths
+@_prune
+@click.option(
+    "--max-deletes",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="With --prune: refuse when more objects than this would be deleted.",
+)
+@click.option("--force", is_flag=True, help="Delete even when over --max-deletes.")
+@click.option(
+    "--allow-ui-edits",
+    is_flag=True,
+    help="Leave alert rules editable in the Grafana UI (sends X-Disable-Provenance). Default: "
+    "rules are locked in the UI so this tool stays the source of truth.",
+)
+@click.option("--dry-run", is_flag=True, help="Only print the plan; write nothing.")
+@click.option(
+    "--message",
+    "-m",
+    help="Dashboard version message. Default: the CI commit and run "
+    "(GITHUB_SHA/GITHUB_RUN_ID, CI_COMMIT_SHA/CI_PIPELINE_ID, BUILD_SOURCEVERSION/BUILD_BUILDID).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar (default: only when stderr is a terminal).",
+)
+@_deep
+@_templates
+@_promtool
+def apply(
+    paths: tuple[Path, ...],
+    prune: bool,
+    max_deletes: int,
+    force: bool,
+    allow_ui_edits: bool,
+    dry_run: bool,
+    message: str | None,
+    progress: bool | None,
+    deep: bool,
+    templates_dir: Path | None,
+    promtool: bool,
+) -> int:
+    """Validate, plan, then write the changes to Grafana.
+
+    If any config is invalid, nothing is written. Unchanged objects are not written, so running
+    apply twice is safe. Reads GRAFANA_URL and GRAFANA_TOKEN from the environment.
+    """
+    from platform_obs.provisioning.apply import (
+        TooManyDeletes,
+        apply_plan,
+        check_deletes,
+        ci_message,
+    )
+    from platform_obs.provisioning.plan import build_plan
+
+    rendered = _build(paths, templates_dir, promtool)
+    with _connect() as grafana:
+        the_plan: Plan = _grafana_errors(
+            lambda: build_plan(rendered, grafana, prune=prune, deep=deep)
+        )
+        _print_plan(the_plan, "text")
+        if dry_run or not the_plan.has_changes:
+            return EXIT_OK
+        try:
+            check_deletes(the_plan, max_deletes=max_deletes, force=force)
+        except TooManyDeletes as exc:
+            _fail(str(exc), EXIT_INVALID)
+        show = sys.stderr.isatty() if progress is None else progress
+        with _Progress(len(the_plan.writes), enabled=show) as bar:
+            result = apply_plan(
+                the_plan,
+                grafana,
+                message=ci_message(explicit=message),
+                allow_ui_edits=allow_ui_edits,
+                max_deletes=max_deletes,
+                force=force,
+                on_step=bar.advance,
+            )
+    return _report(result)
+
+
+def _report(result: ApplyResult) -> int:
+    for o in result.failures:
+        click.echo(f"failed: {o.change.kind} {o.change.key}: {o.error}", err=True)
+    n = result.counts()
+    line = (
+        f"Apply: {n['created']} created, {n['updated']} updated, {n['deleted']} deleted, "
+        f"{n['unchanged']} unchanged, {n['failed']} failed"
+    )
+    if n["skipped"]:
+        line += f", {n['skipped']} skipped"
+    if n["not-attempted"]:
+        line += f", {n['not-attempted']} not attempted"
+    click.echo(line + ".")
+    if result.aborted:
+        _fail(f"stopped: {result.aborted}", EXIT_GRAFANA)
+    return EXIT_PARTIAL if result.failures else EXIT_OK
+
+
+class _Progress:
+    """A rich progress bar on stderr, or nothing."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and total > 0
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._progress = Progress(console=Console(stderr=True), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("applying", total=self.total)
+        return self
+
+    def advance(self, outcome: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(
+                self._task, advance=1, description=f"{outcome.change.kind} {outcome.change.key}"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="platform-obs")
+    raise AssertionError("unreachable")  # _Cli.main always exits
