@@ -313,7 +313,7 @@ def test_stopped_receiver_refuses_kept_alive_http_connections() -> None:
         rx.stop()
 
 
-# --- helpers and HTTP edge cases -----------------------------------------------------------------
+# --- decoding and HTTP edge cases ---------------------------------------------------------------
 
 
 def test_any_value_decodes_nested_values() -> None:
