@@ -1,0 +1,23 @@
+"""Fixtures for provisioning tests: a running Grafana HTTP double."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Tests are not a package; make the shared double importable from here too.
+_TESTS_DIR = str(Path(__file__).resolve().parent.parent)
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+from grafana_double import GrafanaDouble  # noqa: E402
+
+
+@pytest.fixture
+def grafana() -> Iterator[GrafanaDouble]:
+    """A started Grafana double; stopped after the test."""
+    with GrafanaDouble() as double:
+        yield double
