@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import select
 import socket
 import threading
 import time
@@ -399,6 +400,11 @@ class _HttpServer(ThreadingHTTPServer):
         self.sockets_lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _HttpHandler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Default prints a traceback to stderr; here errors are clients hanging up or stop()
+        # cutting a connection, both expected.
+        pass
+
 
 class _HttpHandler(BaseHTTPRequestHandler):
     server: _HttpServer
@@ -417,6 +423,27 @@ class _HttpHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests read the decoded data, not access logs
 
+    def _client_alive(self) -> bool:
+        """False once the client has closed the connection (e.g. its export timed out)."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return True
+        try:
+            return bool(self.connection.recv(1, socket.MSG_PEEK))
+        except OSError:
+            return False
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # CRLF after each chunk
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
     def _reply(self, status: int, body: bytes = b"", content_type: str = "text/plain") -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -426,8 +453,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         signal = self.path.split("?", 1)[0].removeprefix("/v1/")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
+        body = self._read_body()
         if signal not in SIGNALS:
             self._reply(HTTPStatus.NOT_FOUND, b"unknown path")
             return
@@ -448,7 +474,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
         except (OSError, zlib.error, DecodeError) as exc:
             self._reply(HTTPStatus.BAD_REQUEST, str(exc).encode())
             return
-        code = self.server.receiver._handle(signal, "http", request, lambda: True)  # type: ignore[arg-type]
+        code = self.server.receiver._handle(signal, "http", request, self._client_alive)  # type: ignore[arg-type]
         if code is not None:
             self._reply(code, f"receiver status {code}".encode())
             return

@@ -6,12 +6,14 @@ Every test builds its own providers (never the global ones) so tests stay indepe
 from __future__ import annotations
 
 import gzip
+import http.client
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from opentelemetry import trace
@@ -30,6 +32,7 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpSpanExporter,
 )
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -370,6 +373,25 @@ def test_http_endpoint_status_codes(receiver: OtlpReceiver) -> None:
     assert _post(f"{base}/v1/traces", b"\xff\xff\xff", protobuf) == 400
     assert _post(f"{base}/v1/traces", b"notgzip", {**protobuf, "Content-Encoding": "gzip"}) == 400
     assert receiver.requests == {"traces": 1, "metrics": 0, "logs": 1}
+
+
+def test_http_endpoint_reads_chunked_bodies(receiver: OtlpReceiver) -> None:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(name="chunked", trace_id=b"\x01" * 16)
+    body = request.SerializeToString()
+    connection = http.client.HTTPConnection(*urlsplit(receiver.http_endpoint).netloc.split(":"))
+    try:
+        connection.request(
+            "POST",
+            "/v1/traces",
+            body=iter([body[:3], body[3:]]),
+            headers={"Content-Type": "application/x-protobuf", "Transfer-Encoding": "chunked"},
+            encode_chunked=True,
+        )
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+    assert [(s.name, s.trace_id) for s in receiver.spans()] == [("chunked", "01" * 16)]
 
 
 def test_env_wait_for_and_clear(receiver: OtlpReceiver) -> None:
