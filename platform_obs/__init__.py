@@ -1,1 +1,61 @@
-"""platform-obs: one-call OpenTelemetry setup and the standard Grafana dashboards and alerts."""
+"""platform-obs: one call sets up OpenTelemetry traces, metrics and structured logs the platform's way.
+
+    import platform_obs
+    platform_obs.init(service_name="checkout")
+    log = platform_obs.get_logger(__name__)
+    log.info("order_placed", order_id=17)
+
+This module stays light: it imports the OpenTelemetry SDK and structlog, never the provisioner's
+Grafana, YAML or CLI libraries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from platform_obs._config import ConfigError, Settings
+from platform_obs._lifecycle import AlreadyInitialized, Telemetry, shutdown
+from platform_obs._lifecycle import init as _init
+from platform_obs._logs import get_logger
+from platform_obs._resource import MissingServiceNameWarning
+
+__all__ = [
+    "AlreadyInitialized",
+    "ConfigError",
+    "MissingServiceNameWarning",
+    "Settings",
+    "Telemetry",
+    "get_logger",
+    "init",
+    "shutdown",
+]
+__version__ = "0.1.0"
+
+
+def init(
+    service_name: str | None = None,
+    *,
+    service_version: str | None = None,
+    service_namespace: str | None = None,
+    environment: str | None = None,
+    team: str | None = None,
+    **settings: Any,
+) -> Telemetry:
+    """Set up traces, metrics and logs for this service, once, at start-up.
+
+    Every argument is optional; anything not given comes from ``PLATFORM_OBS_*`` variables, then the
+    standard ``OTEL_*`` variables, then ``[tool.platform_obs]`` in ``pyproject.toml``, then defaults
+    (see the README's configuration table for every setting). Invalid values raise
+    :class:`ConfigError` naming the variable or argument.
+
+    Calling it again with the same settings returns the same :class:`Telemetry` handle; with
+    different settings it raises :class:`AlreadyInitialized`.
+    """
+    return _init(
+        service_name=service_name,
+        service_version=service_version,
+        service_namespace=service_namespace,
+        environment=environment,
+        team=team,
+        **settings,
+    )

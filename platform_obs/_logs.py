@@ -1,0 +1,376 @@
+"""Structured logs: one structlog pipeline for service code and stdlib ``logging`` alike.
+
+Every event goes through the same small processors (structlog style: each takes and returns the
+event dict), then is written once as a JSON line (or a readable console line on a terminal) and,
+when enabled, emitted as an OpenTelemetry LogRecord whose attributes are the event's fields.
+
+The hot path is deliberately fused: :class:`PlatformFields` adds level, timestamp, trace context and
+service fields and applies redaction in one pass, so a log line costs no more than structlog's own
+default JSON pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, Final
+
+import structlog
+from opentelemetry import trace as trace_api
+from opentelemetry._logs import Logger as OtelLogger
+from opentelemetry._logs import LoggerProvider as OtelLoggerProvider
+from opentelemetry._logs import SeverityNumber
+
+from platform_obs import conventions as c
+from platform_obs._redaction import Redactor
+
+EventDict = MutableMapping[str, Any]
+Processor = Callable[[Any, str, EventDict], Any]
+
+F: Final = c.LOG_FIELDS
+LEVELS: Final[dict[str, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_METHOD_TO_LEVEL: Final = {
+    "debug": "debug",
+    "info": "info",
+    "msg": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "error": "error",
+    "exception": "error",
+    "critical": "critical",
+    "fatal": "critical",
+}
+_SEVERITY: Final = {
+    "debug": SeverityNumber.DEBUG,
+    "info": SeverityNumber.INFO,
+    "warning": SeverityNumber.WARN,
+    "error": SeverityNumber.ERROR,
+    "critical": SeverityNumber.FATAL,
+}
+#: Loggers whose records are printed but never exported: exporting the exporter's own complaints
+#: while the collector is down would feed the failure back into itself.
+INTERNAL_LOGGER_PREFIXES: Final = ("opentelemetry", "platform_obs.export", "grpc", "urllib3", "requests")
+_MARK_INTERNAL: Final = "_platform_obs_internal"
+
+
+class _UtcClock:
+    """ISO-8601 UTC timestamps with the per-second prefix cached (formatting dominates the cost)."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def iso(self, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        second = int(now)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+
+
+class PlatformFields:
+    """Level, UTC timestamp, service fields, W3C trace ids (inside a valid span only), redaction."""
+
+    __slots__ = ("_clock", "_redactor", "_service")
+
+    def __init__(self, service_fields: Mapping[str, str], redactor: Redactor) -> None:
+        self._service = dict(service_fields)
+        self._redactor = redactor
+        self._clock = _UtcClock()
+
+    def __call__(self, _logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+        is_sensitive = self._redactor.is_sensitive
+        for key, value in event_dict.items():
+            if is_sensitive(key):
+                event_dict[key] = "[REDACTED]"
+            elif type(value) is dict:
+                self._redactor.redact_in_place(value)
+        if F.level not in event_dict:
+            event_dict[F.level] = _METHOD_TO_LEVEL.get(method_name, method_name)
+        if F.logger not in event_dict and (name := getattr(_logger, "name", None)):
+            event_dict[F.logger] = name
+        if F.timestamp not in event_dict:
+            event_dict[F.timestamp] = self._clock.iso()
+        for key, value in self._service.items():
+            event_dict.setdefault(key, value)
+        ctx = trace_api.get_current_span().get_span_context()
+        if ctx.is_valid:
+            event_dict[F.trace_id] = format(ctx.trace_id, "032x")
+            event_dict[F.span_id] = format(ctx.span_id, "016x")
+        return event_dict
+
+
+# No locals: they leak secrets past redaction and bloat every error line.
+_format_exception = structlog.processors.ExceptionRenderer(
+    structlog.processors.ExceptionDictTransformer(show_locals=False)
+)
+
+
+def structured_exceptions(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """``exc_info`` -> a structured ``exception`` field (only when there is one: the common case is free)."""
+    if "exc_info" in event_dict:
+        if method_name == "exception" and event_dict["exc_info"] is True:
+            event_dict["exc_info"] = sys.exc_info()
+        return _format_exception(logger, method_name, event_dict)
+    return event_dict
+
+
+# Fields the LogRecord carries natively (body, severity, time, context) or the resource already has.
+_OTLP_SKIP: Final = frozenset(
+    {F.event, F.level, F.timestamp, F.trace_id, F.span_id, F.service, F.environment, _MARK_INTERNAL}
+)
+_PRIMITIVES: Final = (str, bool, int, float, bytes)
+
+
+def _attribute_value(value: Any) -> Any:
+    if isinstance(value, _PRIMITIVES):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _attribute_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_attribute_value(v) for v in value]
+    return str(value)
+
+
+class OtlpEmitter:
+    """Emits each event as an OTel LogRecord: body = event, attributes = the other fields."""
+
+    __slots__ = ("_loggers", "_provider", "enabled")
+
+    def __init__(self, provider: OtelLoggerProvider) -> None:
+        self._provider = provider
+        self._loggers: dict[str, OtelLogger] = {}
+        #: Switched off at shutdown: cached loggers keep this processor, the provider is gone.
+        self.enabled = True
+
+    def _logger(self, name: str) -> OtelLogger:
+        logger = self._loggers.get(name)
+        if logger is None:
+            logger = self._loggers[name] = self._provider.get_logger(name or "platform_obs")
+        return logger
+
+    def __call__(self, _logger: Any, _method_name: str, event_dict: EventDict) -> EventDict:
+        if not self.enabled or event_dict.get(_MARK_INTERNAL):
+            return event_dict
+        level = event_dict.get(F.level, "info")
+        attributes = {
+            k: (v if isinstance(v, _PRIMITIVES) else _attribute_value(v))
+            for k, v in event_dict.items()
+            if k not in _OTLP_SKIP
+        }
+        self._logger(str(event_dict.get(F.logger, ""))).emit(
+            timestamp=time.time_ns(),
+            severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
+            severity_text=level.upper(),
+            body=_attribute_value(event_dict.get(F.event, "")),
+            attributes=attributes,
+        )
+        return event_dict
+
+
+def drop_internal_marker(_logger: Any, _method_name: str, event_dict: EventDict) -> EventDict:
+    event_dict.pop(_MARK_INTERNAL, None)
+    return event_dict
+
+
+def _json_default(value: Any) -> Any:
+    return repr(value) if not isinstance(value, (set, frozenset)) else sorted(map(str, value))
+
+
+def json_renderer(_logger: Any, _method_name: str, event_dict: EventDict) -> str:
+    return json.dumps(event_dict, default=_json_default, ensure_ascii=False)
+
+
+class StdoutWriter:
+    """Writes rendered lines to whatever ``sys.stdout`` is at the time (survives redirection).
+
+    One per logger name: processors read the name from it, like structlog's ``add_logger_name``.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+
+    def msg(self, message: str) -> None:
+        sys.stdout.write(message + "\n")
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+class _StdoutWriterFactory:
+    def __init__(self) -> None:
+        self._writers: dict[str, StdoutWriter] = {}
+
+    def __call__(self, *args: Any) -> StdoutWriter:
+        name = str(args[0]) if args and args[0] is not None else ""
+        writer = self._writers.get(name)
+        if writer is None:
+            writer = self._writers[name] = StdoutWriter(name)
+        return writer
+
+
+def choose_renderer(log_format: str) -> Processor:
+    if log_format == "auto":
+        log_format = "console" if sys.stdout.isatty() else "json"
+    if log_format == "console":
+        return structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty(), event_key=F.event)
+    return json_renderer
+
+
+def build_processors(
+    service_fields: Mapping[str, str],
+    redactor: Redactor,
+    renderer: Processor,
+    otlp: OtlpEmitter | None,
+) -> list[Processor]:
+    chain: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        PlatformFields(service_fields, redactor),
+        structured_exceptions,
+    ]
+    if otlp is not None:
+        chain.append(otlp)
+    chain += [drop_internal_marker, renderer]
+    return chain
+
+
+# --- stdlib logging bridge -----------------------------------------------------------------------
+
+_STD_RECORD_KEYS: Final = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+)
+
+
+class StdlibBridge(logging.Handler):
+    """Root handler: stdlib records (third-party libraries) go through the same processors."""
+
+    def __init__(self, processors: list[Processor], level: int, rate_limit: RateLimitFilter) -> None:
+        super().__init__(level)
+        self._processors = processors
+        self._rate_limit = rate_limit
+        self._clock = _UtcClock()
+        self._local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # A processor that logs (e.g. the OTel SDK warning about a dropped attribute) must not recurse.
+        if getattr(self._local, "busy", False):
+            return
+        internal = record.name.startswith(INTERNAL_LOGGER_PREFIXES)
+        if internal and not self._rate_limit.filter(record):
+            return
+        self._local.busy = True
+        try:
+            event: dict[str, Any] = {
+                F.event: record.getMessage(),
+                F.level: record.levelname.lower(),
+                F.logger: record.name,
+                F.timestamp: self._clock.iso(record.created),
+            }
+            event.update((k, v) for k, v in vars(record).items() if k not in _STD_RECORD_KEYS and k[:1] != "_")
+            if record.exc_info and record.exc_info[0] is not None:
+                event["exc_info"] = record.exc_info
+            if internal:
+                event[_MARK_INTERNAL] = True
+            method = record.levelname.lower()
+            line: Any = event
+            for processor in self._processors:
+                line = processor(None, method, line)
+            sys.stdout.write(f"{line}\n")
+        except Exception:  # logging must never raise into the caller
+            self.handleError(record)
+        finally:
+            self._local.busy = False
+
+
+class RateLimitFilter(logging.Filter):
+    """Lets one record per (logger, message template) through per ``interval`` seconds.
+
+    Applied to the SDK's own loggers (OpenTelemetry, gRPC, ours): with the collector down they would
+    otherwise log every failed export attempt.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self._interval = interval
+        self._last: dict[tuple[str, Any], float] = {}
+        self._suppressed: dict[tuple[str, Any], int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return False
+            if len(self._last) > 1000:
+                self._last.clear()
+            self._last[key] = now
+            suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            record.suppressed_similar = suppressed
+        return True
+
+
+def install(
+    processors: list[Processor],
+    level: str,
+    rate_limit: RateLimitFilter,
+) -> StdlibBridge:
+    """Configure structlog and the stdlib root logger; returns the bridge handler (for removal)."""
+    numeric = LEVELS[level]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=_StdoutWriterFactory(),
+        cache_logger_on_first_use=True,
+    )
+    root = logging.getLogger()
+    # No line printed twice: our bridge replaces console handlers (ours from an earlier init, or a
+    # basicConfig() someone ran); handlers writing elsewhere (files, syslog) are left alone.
+    for handler in list(root.handlers):
+        stream = getattr(handler, "stream", None)
+        if isinstance(handler, StdlibBridge) or (
+            type(handler) is logging.StreamHandler and stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+        ):
+            root.removeHandler(handler)
+    bridge = StdlibBridge(processors, numeric, rate_limit)
+    root.addHandler(bridge)
+    root.setLevel(numeric)
+    return bridge
+
+
+def uninstall(bridge: StdlibBridge | None) -> None:
+    if bridge is not None:
+        logging.getLogger().removeHandler(bridge)
+    structlog.reset_defaults()
+
+
+def service_fields(attributes: Mapping[str, Any]) -> dict[str, str]:
+    fields = {F.service: str(attributes.get(c.SERVICE_NAME, ""))}
+    if env := attributes.get(c.DEPLOYMENT_ENVIRONMENT):
+        fields[F.environment] = str(env)
+    return fields
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> Any:
+    """A structlog logger; its events carry ``logger=<name>``. Safe to call before ``init()``."""
+    return structlog.get_logger(name, **initial_values)

@@ -1,0 +1,206 @@
+"""Build the three OpenTelemetry providers from settings. Nothing here touches global state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+
+from platform_obs import _exporters, _runtime_metrics
+from platform_obs import conventions as c
+from platform_obs._config import Settings, exporter_target
+from platform_obs._export import (
+    DropReporter,
+    ProcessResource,
+    RedactingSpanExporter,
+    ResourceLogExporter,
+    ResourceMetricExporter,
+)
+from platform_obs._redaction import Redactor
+
+
+@dataclass
+class Sinks:
+    """In-memory destinations replacing the configured exporters (used by ``platform_obs.testing``)."""
+
+    span_exporter: SpanExporter
+    log_exporter: LogRecordExporter
+    metric_reader: MetricReader
+
+
+def second_scale_histograms() -> dict[type, Any]:
+    """Preferred aggregation: every histogram without a view gets second-scale buckets."""
+    return {Histogram: ExplicitBucketHistogramAggregation(list(c.DURATION_BUCKETS_SECONDS))}
+
+
+def conventions_views() -> list[View]:
+    """Attribute allow-lists for the conventions' HTTP metrics: drop high-cardinality attributes
+    (full URLs, peer addresses, user agents) that some instrumentations add."""
+    views = []
+    for metric in (c.HTTP_SERVER_REQUEST_DURATION, c.HTTP_SERVER_ACTIVE_REQUESTS):
+        aggregation = ExplicitBucketHistogramAggregation(list(metric.buckets)) if metric.buckets else None
+        kwargs: dict[str, Any] = {"aggregation": aggregation} if aggregation else {}
+        views.append(View(instrument_name=metric.name, attribute_keys=set(metric.attributes), **kwargs))
+    return views
+
+
+def _sampler(settings: Settings) -> sampling.Sampler:
+    ratio = sampling.TraceIdRatioBased(settings.sampler_arg)
+    return {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "traceidratio": ratio,
+        "parentbased_always_on": sampling.ParentBased(sampling.ALWAYS_ON),
+        "parentbased_always_off": sampling.ParentBased(sampling.ALWAYS_OFF),
+        "parentbased_traceidratio": sampling.ParentBased(ratio),
+    }[settings.sampler]
+
+
+@dataclass
+class Providers:
+    tracer: TracerProvider
+    meter: MeterProvider
+    logger: LoggerProvider
+    #: Called after the providers are shut down (e.g. stop the Prometheus HTTP server).
+    closers: list[Any] = field(default_factory=list)
+
+
+def build_meter_provider(
+    settings: Settings, resource: ProcessResource, drops: DropReporter, sinks: Sinks | None
+) -> tuple[MeterProvider, list[Any]]:
+    readers: list[MetricReader] = []
+    closers: list[Any] = []
+    kind = settings.metrics_exporter
+    if sinks is not None:
+        readers.append(sinks.metric_reader)
+    elif kind in ("otlp", "console"):
+        preferences: dict[str, Any] = {
+            "preferred_temporality": {},  # cumulative: what Prometheus-style backends need
+            "preferred_aggregation": second_scale_histograms(),
+        }
+        if kind == "otlp":
+            inner = _exporters.otlp_exporter("metrics", exporter_target(settings, "metrics"), None, **preferences)
+        else:
+            inner = _exporters.console_exporter("metrics", **preferences)
+        exporter = ResourceMetricExporter(inner, resource, drops, **preferences)
+        readers.append(
+            PeriodicExportingMetricReader(
+                exporter,
+                export_interval_millis=settings.metric_export_interval * 1000,
+                export_timeout_millis=settings.metric_export_timeout * 1000,
+            )
+        )
+    elif kind == "prometheus":
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import start_http_server
+
+        promoted = set(c.PROMOTED_RESOURCE_ATTRIBUTES)
+        readers.append(PrometheusMetricReader(resource_attribute_filter=promoted.__contains__))
+        server, thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
+        closers.append(server.shutdown)
+    provider = MeterProvider(
+        metric_readers=readers,
+        resource=resource.original,
+        views=conventions_views(),
+        shutdown_on_exit=False,  # one deadline for all signals: ours (see lifecycle)
+    )
+    return provider, closers
+
+
+def build_tracer_provider(
+    settings: Settings,
+    resource: ProcessResource,
+    drops: DropReporter,
+    redactor: Redactor,
+    meter_provider: MeterProvider,
+    sinks: Sinks | None,
+) -> TracerProvider:
+    provider = TracerProvider(
+        sampler=_sampler(settings),
+        resource=resource.original,
+        span_limits=SpanLimits(
+            max_attributes=settings.attribute_count_limit,
+            max_attribute_length=settings.attribute_value_length_limit,
+        ),
+        shutdown_on_exit=False,
+    )
+    processor: SpanProcessor | None = None
+    if sinks is not None:
+        processor = SimpleSpanProcessor(RedactingSpanExporter(sinks.span_exporter, redactor, resource, drops))
+    elif settings.traces_exporter != "none":
+        inner = (
+            _exporters.otlp_exporter("traces", exporter_target(settings, "traces"), meter_provider)
+            if settings.traces_exporter == "otlp"
+            else _exporters.console_exporter("traces")
+        )
+        processor = BatchSpanProcessor(
+            RedactingSpanExporter(inner, redactor, resource, drops),
+            max_queue_size=settings.bsp_max_queue_size,
+            schedule_delay_millis=settings.bsp_schedule_delay * 1000,
+            max_export_batch_size=min(settings.bsp_max_export_batch_size, settings.bsp_max_queue_size),
+            export_timeout_millis=settings.bsp_export_timeout * 1000,
+            meter_provider=meter_provider,
+        )
+    if processor is not None:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def build_logger_provider(
+    settings: Settings,
+    resource: ProcessResource,
+    drops: DropReporter,
+    meter_provider: MeterProvider,
+    sinks: Sinks | None,
+) -> LoggerProvider:
+    provider = LoggerProvider(resource=resource.original, shutdown_on_exit=False)
+    processor: LogRecordProcessor | None = None
+    if sinks is not None:
+        processor = SimpleLogRecordProcessor(ResourceLogExporter(sinks.log_exporter, resource, drops))
+    elif settings.logs_exporter != "none":
+        inner = (
+            _exporters.otlp_exporter("logs", exporter_target(settings, "logs"), meter_provider)
+            if settings.logs_exporter == "otlp"
+            else _exporters.console_exporter("logs")
+        )
+        processor = BatchLogRecordProcessor(
+            ResourceLogExporter(inner, resource, drops),
+            max_queue_size=settings.blrp_max_queue_size,
+            schedule_delay_millis=settings.blrp_schedule_delay * 1000,
+            max_export_batch_size=min(settings.blrp_max_export_batch_size, settings.blrp_max_queue_size),
+            export_timeout_millis=settings.blrp_export_timeout * 1000,
+            meter_provider=meter_provider,
+        )
+    if processor is not None:
+        provider.add_log_record_processor(processor)
+    return provider
+
+
+def build_providers(
+    settings: Settings, resource: ProcessResource, drops: DropReporter, redactor: Redactor, sinks: Sinks | None
+) -> Providers:
+    meter, closers = build_meter_provider(settings, resource, drops, sinks)
+    try:
+        meter_obj = meter.get_meter("platform_obs")
+        if settings.runtime_metrics:
+            _runtime_metrics.register(meter_obj)
+        dropped = meter_obj.create_counter(
+            c.TELEMETRY_DROPPED.name, unit=c.TELEMETRY_DROPPED.unit, description=c.TELEMETRY_DROPPED.description
+        )
+        drops.record = lambda signal, n: dropped.add(n, {c.SIGNAL: signal})
+        tracer = build_tracer_provider(settings, resource, drops, redactor, meter, sinks)
+        logger = build_logger_provider(settings, resource, drops, meter, sinks)
+    except Exception:
+        meter.shutdown(timeout_millis=0)
+        for close in closers:
+            close()
+        raise
+    return Providers(tracer, meter, logger, closers)
+
