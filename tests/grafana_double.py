@@ -272,6 +272,8 @@ class GrafanaDouble:
                 raise KeyError(folder_uid)
             title = group.get("title") or group["name"]
             interval = int(group.get("interval", DEFAULT_RULE_GROUP_INTERVAL))
+            for r in group.get("rules", []):
+                self._validate_rule(r, title)
             rules = [
                 self._normalise_rule(copy.deepcopy(r), folder_uid, title, "file", existing=None)
                 for r in group.get("rules", [])
@@ -358,7 +360,48 @@ class GrafanaDouble:
             raise ApiError(404, "Not found")
         handler, args = route
         with self._lock:
+            self._fill_seeded_defaults()
             return handler(*args, query=query, headers=headers, body=body, role=role)
+
+    def _fill_seeded_defaults(self) -> None:
+        """Complete entries that tests put straight into the state dicts."""
+        now = _now()
+        for uid, folder in self.folders.items():
+            folder.setdefault("uid", uid)
+            folder.setdefault("title", uid)
+            folder.setdefault("parentUid", None)
+            folder.setdefault("version", 1)
+            folder.setdefault("orgId", 1)
+            folder.setdefault("created", now)
+            folder.setdefault("updated", now)
+            if "id" not in folder:
+                folder["id"] = self._alloc_id()
+        for uid, entry in self.dashboards.items():
+            dash = entry.setdefault("dashboard", {})
+            dash.setdefault("uid", uid)
+            if "id" not in dash:
+                dash["id"] = self._alloc_id()
+            entry.setdefault("version", dash.get("version") or 1)
+            dash["version"] = entry["version"]
+            entry.setdefault("folderUid", "")
+            entry["folderUid"] = entry["folderUid"] or ""
+            entry.setdefault("message", "")
+            entry.setdefault("provenance", "")
+            entry.setdefault("created", now)
+            entry.setdefault("updated", now)
+        for (folder_uid, name), group in self.rule_groups.items():
+            group.setdefault("title", name)
+            group.setdefault("folderUid", folder_uid)
+            group.setdefault("interval", DEFAULT_RULE_GROUP_INTERVAL)
+            for rule in group.setdefault("rules", []):
+                rule.setdefault("uid", _new_uid())
+                if "id" not in rule:
+                    rule["id"] = self._next_rule_pk()
+                rule.setdefault("orgID", 1)
+                rule.setdefault("folderUID", folder_uid)
+                rule.setdefault("ruleGroup", name)
+                rule.setdefault("provenance", "")
+                rule.setdefault("updated", now)
 
     def _authenticate(self, headers: dict[str, str]) -> str:
         auth = headers.get("authorization", "")
@@ -740,9 +783,8 @@ class GrafanaDouble:
                 )
             if same_name["provenance"] == "file":
                 raise ApiError(400, "Cannot save provisioned dashboard")
-            # With overwrite Grafana takes over the other dashboard: its id and uid win.
-            if existing is not None and existing is not same_name:
-                del self.dashboards[existing["dashboard"]["uid"]]
+            # With overwrite Grafana takes over the other dashboard: its id and uid win, and
+            # the dashboard the request addressed (if any) is left as it was.
             existing = same_name
             uid = same_name["dashboard"]["uid"]
 

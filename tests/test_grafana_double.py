@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import niquests
@@ -267,6 +268,16 @@ def test_dashboard_same_title_other_uid_is_name_exists(api: GrafanaApi, svc: str
         save(api, {"uid": "two", "title": "Same"})
     assert err.value.status_code == 412
     assert err.value.response["status"] == "name-exists"
+
+
+def test_dashboard_same_title_with_overwrite_takes_over_the_other(
+    double: GrafanaDouble, api: GrafanaApi, svc: str
+) -> None:
+    save(api, {"uid": "one", "title": "Same"})
+    saved = save(api, {"uid": "two", "title": "Same"}, overwrite=True)
+    # Grafana keeps the existing dashboard's uid: the new uid is silently dropped.
+    assert (saved["uid"], saved["version"]) == ("one", 2)
+    assert "two" not in double.dashboards
 
 
 def test_dashboard_delete(double: GrafanaDouble, api: GrafanaApi, svc: str) -> None:
@@ -535,6 +546,34 @@ def test_delay_slows_and_can_time_out(double: GrafanaDouble) -> None:
     double.inject(delay=1.5)
     with pytest.raises(GrafanaTimeoutError):
         client(double, timeout=0.3).folder.get_all_folders()
+
+
+# ---------------------------------------------------------------------------- state and threads
+
+
+def test_state_seeded_directly_is_served(double: GrafanaDouble, api: GrafanaApi) -> None:
+    double.folders["seeded"] = {"uid": "seeded", "title": "Seeded"}
+    double.dashboards["sd"] = {"dashboard": {"title": "Seeded dash"}, "folderUid": "seeded"}
+    assert api.folder.get_folder("seeded")["version"] == 1
+    got = api.dashboard.get_dashboard("sd")
+    assert (got["meta"]["folderTitle"], got["meta"]["version"]) == ("Seeded", 1)
+    assert save(api, {"uid": "sd", "title": "Seeded dash", "version": 1}, "seeded")["version"] == 2
+
+
+def test_concurrent_creates_of_one_uid_admit_exactly_one(
+    double: GrafanaDouble, api: GrafanaApi
+) -> None:
+    def create(_: int) -> int:
+        try:
+            client(double).folder.create_folder("Race", uid="race")
+        except GrafanaClientError as err:
+            return err.status_code
+        return 200
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(create, range(16)))
+    assert statuses == [200] + [409] * 15
+    assert len(double.writes()) == 1
 
 
 # ---------------------------------------------------------------------------- durations
