@@ -333,6 +333,9 @@ def _plan_folders(folders: list[Folder], live: dict[str, dict[str, Any]]) -> lis
             continue
         before = {"title": have.get("title"), "parentUid": have.get("folderUid") or None}
         after = {"title": f.title, "parentUid": f.parent_uid}
+        if "folderUid" not in have:
+            # Servers whose search hits omit a folder's parent: compare titles only.
+            before["parentUid"] = after["parentUid"]
         if before == after:
             out.append(Change("unchanged", "folder", f.uid, title=f.title))
         else:
@@ -451,7 +454,7 @@ def _plan_rule_groups(
             out.append(Change("unchanged", "rule_group", label, g.service, g.title))
             continue
         diff = unified_diff(before, after, f"rule_group/{label}")
-        out.append(Change("update", "rule_group", label, g.service, g.title, diff, payload))
+        out.append(Change("update", "rule_group", label, g.service, g.title, diff, payload=payload))
 
     if prune:
         scope = set(rendered.services)
