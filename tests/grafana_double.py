@@ -207,7 +207,7 @@ class GrafanaDouble:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ------------------------------------------------------------------ test helpers
+    # ------------------------------------------------------------------ inspection and seeding
 
     def reset_requests(self) -> None:
         with self._lock:

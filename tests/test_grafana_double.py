@@ -515,11 +515,11 @@ def test_injected_503_fails_once_then_succeeds(double: GrafanaDouble, api: Grafa
 
 def test_injected_429_carries_retry_after(double: GrafanaDouble) -> None:
     double.inject(status=429, retry_after="3", times=2)
-    session = niquests.Session()
+    http = niquests.Session()
     headers = {"Authorization": f"Bearer {double.token}"}
     statuses = []
     for _ in range(3):
-        resp = session.get(f"{double.url}/api/folders", headers=headers)
+        resp = http.get(f"{double.url}/api/folders", headers=headers)
         statuses.append((resp.status_code, resp.headers.get("Retry-After")))
     assert statuses == [(429, "3"), (429, "3"), (200, None)]
 
