@@ -1,0 +1,59 @@
+"""Run a snippet of service code in a fresh Python process (``init()`` is once per process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Variables of the developer's shell that would change what init() does.
+_SCRUB_PREFIXES = ("OTEL_", "PLATFORM_OBS_", "K8S_", "POD_", "GITHUB_SHA", "GIT_COMMIT")
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json_lines(self) -> list[dict[str, Any]]:
+        """Every stdout line that is a JSON object (log lines), in order."""
+        out = []
+        for line in self.stdout.splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
+    def marker(self, name: str) -> str:
+        """Value printed by the snippet as ``<name>=<value>``."""
+        for line in self.stdout.splitlines():
+            if line.startswith(f"{name}="):
+                return line.split("=", 1)[1]
+        raise AssertionError(f"{name}= not printed; stdout:\n{self.stdout}\nstderr:\n{self.stderr}")
+
+
+def run_service(code: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None) -> Finished:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
+    environ.update({"PYTHONUNBUFFERED": "1", "PLATFORM_OBS_LOG_FORMAT": "json"})
+    environ.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=environ,
+        cwd=str(cwd or REPO / "tests"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Finished(proc.returncode, proc.stdout, proc.stderr)
