@@ -44,13 +44,30 @@ class Finished:
         raise AssertionError(f"{name}= not printed; stdout:\n{self.stdout}\nstderr:\n{self.stderr}")
 
 
-def run_service(code: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None) -> Finished:
+def _environ(env: dict[str, str] | None) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
     environ.update({"PYTHONUNBUFFERED": "1", "PLATFORM_OBS_LOG_FORMAT": "json"})
     environ.update(env or {})
+    return environ
+
+
+def start_service(code: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Like :func:`run_service` but returns the running process (stdin/stdout pipes) to talk to it."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=_environ(env),
+        cwd=str(REPO / "tests"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_service(code: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None) -> Finished:
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env=environ,
+        env=_environ(env),
         cwd=str(cwd or REPO / "tests"),
         capture_output=True,
         text=True,
