@@ -85,9 +85,11 @@ class GrafanaUnavailable(GrafanaError):
     """Network failure, timeout or 5xx that outlasted the retries."""
 
 
-#: Errors after which continuing with other objects is pointless (every request would fail).
+#: Errors after which continuing with other objects is pointless (every request would fail the
+#: same way): bad or under-privileged token, Grafana unreachable.
 FATAL_ERRORS: tuple[type[GrafanaError], ...] = (
     Unauthorized,
+    Forbidden,
     ConfigurationError,
     GrafanaUnavailable,
 )
@@ -110,6 +112,9 @@ class RetryPolicy:
 
     def backoff(self, retry: int) -> float:
         return self.random() * min(self.max_delay, self.base_delay * (2**retry))
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 class _Retryable(Exception):
@@ -175,7 +180,7 @@ class Grafana:
             )
         self.url = _redact_url(url)
         self._secrets = tuple(s for s in {token, urlsplit(url).password or ""} if s)
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or DEFAULT_RETRY
         self._api = GrafanaApi.from_url(
             url.rstrip("/"), credential=TokenAuth(token), timeout=timeout
         )
