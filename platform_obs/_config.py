@@ -128,12 +128,13 @@ def _key_values(raw: Any) -> dict[str, str]:
     if isinstance(raw, Mapping):
         return {str(k): str(v) for k, v in raw.items()}
     result: dict[str, str] = {}
-    for item in str(raw).split(","):
+    for position, item in enumerate(str(raw).split(","), start=1):
         if not item.strip():
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"comma-separated key=value pairs (bad item {item.strip()!r})")
+            # The position, not the item: header values are secrets.
+            raise ValueError(f"comma-separated key=value pairs (item {position} has no key=value)")
         result[unquote(key.strip())] = unquote(value.strip())
     return result
 
