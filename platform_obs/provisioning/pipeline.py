@@ -1,0 +1,86 @@
+"""The provisioner's front door: service configs -> checked, rendered objects.
+
+``build()`` is pure and offline: it loads the configs and templates, renders dashboards, Grafana
+rule groups and Prometheus rules, validates all of it and raises :class:`ValidationFailed` with
+every problem found. Nothing reaches Grafana unless this returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from platform_obs.provisioning import validate
+from platform_obs.provisioning.model import Folder, Rendered, ValidationFailed
+from platform_obs.provisioning.render.alerts import render_rule_group
+from platform_obs.provisioning.render.dashboards import render_dashboards
+from platform_obs.provisioning.render.definitions import AlertDefinition, resolve_alerts
+from platform_obs.provisioning.render.prometheus_rules import render_rule_file
+from platform_obs.provisioning.spec import ServiceSpec, load_specs
+from platform_obs.provisioning.templates import Templates, load_templates
+
+
+@dataclass
+class RenderResult:
+    """Rendered objects plus the alert definitions both rule outputs came from."""
+
+    rendered: Rendered
+    definitions: list[AlertDefinition] = field(default_factory=list)
+
+
+def render_specs(specs: Sequence[ServiceSpec], templates: Templates) -> Rendered:
+    """Render checked specs (no validation of the output)."""
+    return render_all(specs, templates).rendered
+
+
+def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResult:
+    rendered = Rendered()
+    definitions: list[AlertDefinition] = []
+    folders: dict[str, Folder] = {}
+    for spec in sorted(specs, key=lambda s: s.name):
+        service_folders, boards = render_dashboards(spec, templates)
+        for folder in service_folders:  # team folders are shared: parents before children
+            folders.setdefault(folder.uid, folder)
+        service_folder = service_folders[-1]
+        defns = resolve_alerts(spec, templates)
+        definitions.extend(defns)
+        rendered.services.append(spec.name)
+        rendered.dashboards.extend(boards)
+        if defns:
+            rendered.rule_groups.append(render_rule_group(spec, service_folder.uid, defns))
+            rendered.prometheus_rules.append(render_rule_file(spec, defns))
+    rendered.folders = sorted(folders.values(), key=lambda f: (f.parent_uid is not None, f.uid))
+    return RenderResult(rendered, definitions)
+
+
+def build(
+    paths: Sequence[Path], templates_dir: Path | None = None, *, run_promtool: bool = True
+) -> Rendered:
+    """Load service configs (files or directories), render and validate everything.
+
+    Raises :class:`ValidationFailed` listing every problem in the configs, the templates or the
+    rendered output.
+    """
+    problems = []
+    specs: list[ServiceSpec] = []
+    templates: Templates | None = None
+    try:
+        specs = load_specs([Path(p) for p in paths])
+    except ValidationFailed as exc:
+        problems.extend(exc.problems)
+    try:
+        templates = load_templates(templates_dir)
+    except ValidationFailed as exc:
+        problems.extend(exc.problems)
+    if templates is not None:
+        problems.extend(validate.check_specs(specs, templates))
+    if problems or templates is None:
+        raise ValidationFailed(problems)
+    result = render_all(specs, templates)
+    problems = validate.check_rendered(
+        result.rendered, result.definitions, specs, run_promtool=run_promtool
+    )
+    if problems:
+        raise ValidationFailed(problems)
+    return result.rendered

@@ -1,0 +1,1 @@
+"""Rendering: specs + templates -> Grafana dashboards, Grafana rule groups, Prometheus rules."""

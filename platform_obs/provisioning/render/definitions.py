@@ -1,0 +1,235 @@
+"""The shared alert definition: one source for Grafana-managed rules and Prometheus rules.
+
+Alert templates and custom alerts are resolved per service into :class:`AlertDefinition` objects
+(parameters applied, placeholders expanded). The Grafana and Prometheus renderers only change the
+shape, so both outputs always say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from platform_obs.provisioning import model
+from platform_obs.provisioning.placeholders import Scope, expand, expand_value
+from platform_obs.provisioning.render.dashboards import dashboard_uid, selected_dashboards
+from platform_obs.provisioning.render.scope import base_values, slo_values
+from platform_obs.provisioning.spec import ServiceSpec
+from platform_obs.provisioning.templates import AlertTemplate, BurnRate, RuleTemplate, Templates
+
+#: Grafana threshold evaluator per comparison.
+EVALUATORS = {">": "gt", "<": "lt", ">=": "gt", "<=": "lt"}
+
+
+@dataclass(frozen=True)
+class AlertDefinition:
+    service: str
+    uid: str
+    #: Prometheus ``alert:`` name (alertname).
+    alert: str
+    #: Grafana rule title (unique within the service folder).
+    title: str
+    #: A value expression when ``op``/``threshold`` are set, else a full alerting condition.
+    expr: str
+    for_: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    receiver: str
+    #: Where it came from, for messages: a template file or the service config, and a key path.
+    source_file: str
+    source_path: str
+    template: str | None = None
+    rule_id: str | None = None
+    op: str | None = None
+    threshold: float | None = None
+    dashboard_uid: str | None = None
+    panel_id: int | None = None
+    no_data: str = "NoData"
+    exec_err: str = "Error"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def condition_expr(self) -> str:
+        """The expression with its comparison: what Prometheus evaluates."""
+        if self.op is None:
+            return self.expr
+        return f"({self.expr}) {self.op} {format(self.threshold, '.15g')}"
+
+
+def fmt_number(value: float) -> str:
+    return format(round(value, 12), ".15g")
+
+
+def burn_rate_expr(
+    burn: BurnRate, tier: str, window_period: str, budget: float, scope: Scope
+) -> str:
+    """``(ratio(long) > f*budget and ratio(short) > f*budget) or (...)`` for one tier."""
+    pairs = burn.windows.get(window_period, {}).get(tier, ())
+    clauses = []
+    for pair in pairs:
+        limit = fmt_number(pair.factor * budget)
+        long_ = expand(burn.error_ratio, _with(scope, window=pair.long))
+        short = expand(burn.error_ratio, _with(scope, window=pair.short))
+        clauses.append(f"(({long_}) > {limit} and ({short}) > {limit})")
+    return " or ".join(clauses)
+
+
+def _with(scope: Scope, **values: str) -> Scope:
+    return Scope(
+        values={**scope.values, **values},
+        params=scope.params,
+        slo=scope.slo,
+        functions=scope.functions,
+    )
+
+
+def resolve_params(spec: ServiceSpec, template: AlertTemplate) -> dict[str, Any]:
+    """Template defaults (by service tier), then the service's overrides, plus implicit ones."""
+    params: dict[str, Any] = {n: p.default_for(spec.tier) for n, p in template.parameters.items()}
+    params["receiver"] = spec.receiver
+    params["runbook_url"] = None  # filled from the template's runbook_url below
+    overrides = spec.alerts.get(template.id)
+    if isinstance(overrides, dict):
+        params.update(overrides)
+    return params
+
+
+def applicable_templates(spec: ServiceSpec, templates: Templates) -> list[AlertTemplate]:
+    """Templates switched on for a service: all that apply, minus the ones set to ``false``."""
+    return [
+        t
+        for t in templates.alerts.values()
+        if spec.alerts.get(t.id, True) is not False and all(map(spec.satisfies, t.requires))
+    ]
+
+
+def alert_scope(spec: ServiceSpec, template: AlertTemplate, params: dict[str, Any]) -> Scope:
+    scope = Scope(values=base_values(spec, dashboard=False), params=params, slo=slo_values(spec))
+    burn = template.burn_rate
+    if burn is None or spec.slos is None:
+        return scope
+    budget = float(scope.slo.get(f"{burn.slo}.budget", 0.0))
+    period = spec.slos.window
+    return Scope(
+        values=scope.values,
+        params=params,
+        slo=scope.slo,
+        functions={"burn_rate": lambda tier: burn_rate_expr(burn, tier, period, budget, scope)},
+    )
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def template_alerts(
+    spec: ServiceSpec, template: AlertTemplate, templates: Templates
+) -> list[AlertDefinition]:
+    params = resolve_params(spec, template)
+    scope = alert_scope(spec, template, params)
+    if params["runbook_url"] is None:
+        params["runbook_url"] = expand(template.runbook_url, scope)
+    boards = {t.id: t for t in selected_dashboards(spec, templates)}
+    out = []
+    for rule in template.rules:
+        if not _truthy(expand_value(rule.enabled, scope)):
+            continue
+        out.append(_definition(spec, template, rule, scope, params, boards))
+    return out
+
+
+def _definition(
+    spec: ServiceSpec,
+    template: AlertTemplate,
+    rule: RuleTemplate,
+    scope: Scope,
+    params: dict[str, Any],
+    boards: dict[str, Any],
+) -> AlertDefinition:
+    severity = str(expand_value(rule.severity, scope))
+    labels = {
+        **spec.labels,
+        **{k: expand(v, scope) for k, v in rule.labels.items()},
+        "severity": severity,
+        "team": spec.team,
+        "service": spec.name,
+        model.MANAGED_BY_LABEL: model.MANAGER,
+    }
+    annotations = {
+        "summary": expand(rule.summary, scope),
+        "description": expand(rule.description, scope),
+        "runbook_url": str(params["runbook_url"]),
+    }
+    board_uid = panel_id = None
+    board = boards.get(rule.dashboard or "")
+    if board is not None and rule.panel is not None:
+        panel = next(p for row in board.rows for p in row.panels if p.key == rule.panel)
+        if all(map(spec.satisfies, panel.requires)):
+            board_uid, panel_id = dashboard_uid(spec.name, board.id), board.panel_ids()[rule.panel]
+    threshold = expand_value(rule.threshold, scope) if rule.op else None
+    return AlertDefinition(
+        service=spec.name,
+        uid=model.stable_uid(spec.name, template.id, rule.id),
+        alert=expand(rule.alert, scope),
+        title=expand(rule.title, scope),
+        expr=" ".join(expand(rule.expr, scope).split()),
+        for_=str(expand_value(rule.for_, scope)),
+        labels=labels,
+        annotations=annotations,
+        receiver=str(params["receiver"]),
+        source_file=template.file,
+        source_path=rule.path,
+        template=template.id,
+        rule_id=rule.id,
+        op=rule.op,
+        threshold=float(threshold) if threshold is not None else None,
+        dashboard_uid=board_uid,
+        panel_id=panel_id,
+        no_data=rule.no_data,
+        exec_err=rule.exec_err,
+        meta={"config": spec.file},
+    )
+
+
+def custom_alerts(spec: ServiceSpec) -> list[AlertDefinition]:
+    out = []
+    for custom in spec.custom_alerts:
+        labels = {
+            **spec.labels,
+            **custom.labels,
+            "severity": custom.severity,
+            "team": spec.team,
+            "service": spec.name,
+            model.MANAGED_BY_LABEL: model.MANAGER,
+        }
+        out.append(
+            AlertDefinition(
+                service=spec.name,
+                uid=model.stable_uid(spec.name, "custom", custom.name),
+                alert=custom.name,
+                title=custom.name,
+                expr=" ".join(custom.expr.split()),
+                for_=custom.for_,
+                labels=labels,
+                annotations={
+                    "summary": custom.summary,
+                    "description": custom.description,
+                    "runbook_url": custom.runbook_url,
+                },
+                receiver=custom.receiver or spec.receiver,
+                source_file=spec.file,
+                source_path=custom.path,
+                no_data=custom.no_data,
+                meta={"config": spec.file, "custom": True},
+            )
+        )
+    return out
+
+
+def resolve_alerts(spec: ServiceSpec, templates: Templates) -> list[AlertDefinition]:
+    """Every alert of a service: template rules (in template order), then custom alerts."""
+    out: list[AlertDefinition] = []
+    for template in applicable_templates(spec, templates):
+        out.extend(template_alerts(spec, template, templates))
+    out.extend(custom_alerts(spec))
+    return out

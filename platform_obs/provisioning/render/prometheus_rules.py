@@ -1,0 +1,39 @@
+"""Alert definitions -> a Prometheus rule file (for a Prometheus or Mimir ruler).
+
+The same definitions as the Grafana rules; here the comparison is part of ``expr`` and routing
+is left to Alertmanager (the ``team``/``service``/``severity`` labels), so ``receiver`` is carried
+as a label for routing trees that want it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from platform_obs.provisioning import model
+from platform_obs.provisioning.durations import format_seconds, seconds
+from platform_obs.provisioning.render.definitions import AlertDefinition
+from platform_obs.provisioning.spec import ServiceSpec, interval_seconds
+
+RECEIVER_LABEL = "receiver"
+
+
+def group_name(service: str) -> str:
+    return f"{model.MANAGER}-{service}"
+
+
+def prometheus_rule(defn: AlertDefinition) -> dict[str, Any]:
+    rule: dict[str, Any] = {"alert": defn.alert, "expr": defn.condition_expr}
+    if seconds(defn.for_):
+        rule["for"] = defn.for_
+    rule["labels"] = dict(sorted({**defn.labels, RECEIVER_LABEL: defn.receiver}.items()))
+    rule["annotations"] = dict(sorted((k, v) for k, v in defn.annotations.items() if v))
+    return rule
+
+
+def render_rule_file(spec: ServiceSpec, defns: list[AlertDefinition]) -> model.PrometheusRuleFile:
+    group = {
+        "name": group_name(spec.name),
+        "interval": format_seconds(interval_seconds(spec)),
+        "rules": [prometheus_rule(d) for d in defns],
+    }
+    return model.PrometheusRuleFile(service=spec.name, document={"groups": [group]})

@@ -1,0 +1,86 @@
+"""What a service's placeholders expand to: its selectors and SLO numbers.
+
+Dashboards select with Grafana variables (``$service``, ``$env``) so one dashboard serves every
+environment; alert rules select with the service's concrete values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from platform_obs import conventions
+from platform_obs.provisioning.placeholders import Scope
+from platform_obs.provisioning.spec import ServiceSpec
+
+SERVICE_LABEL = conventions.prom_label(conventions.SERVICE_NAME)
+ENV_LABEL = conventions.prom_label(conventions.DEPLOYMENT_ENVIRONMENT)
+NAMESPACE_LABEL = conventions.prom_label(conventions.SERVICE_NAMESPACE)
+
+
+def quote(value: str) -> str:
+    """A PromQL / LogQL / TraceQL double-quoted string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _regex_escape(value: str) -> str:
+    return "".join("\\" + c if c in r".^$*+?()[]{}|\\" else c for c in value)
+
+
+def series_selector(spec: ServiceSpec, *, dashboard: bool) -> str:
+    """Label matchers selecting the service's series (without braces)."""
+    if dashboard:
+        parts = [f'{SERVICE_LABEL}="$service"', f'{ENV_LABEL}=~"$env"']
+    else:
+        envs = "|".join(_regex_escape(e) for e in spec.environments)
+        parts = [f"{SERVICE_LABEL}={quote(spec.name)}", f"{ENV_LABEL}=~{quote(envs)}"]
+    if spec.namespace:
+        parts.insert(1, f"{NAMESPACE_LABEL}={quote(spec.namespace)}")
+    return ", ".join(parts)
+
+
+def le_matcher(threshold: float) -> str:
+    """Matcher for the bucket boundary ``threshold``: exporters write ``1`` or ``1.0``."""
+    forms = sorted({format(threshold, ".15g"), repr(float(threshold))})
+    if len(forms) == 1:
+        return f"le={quote(forms[0])}"
+    return "le=~" + quote("|".join(_regex_escape(f) for f in forms))
+
+
+def _ratio(x: float) -> float:
+    return round(x, 12)
+
+
+def slo_values(spec: ServiceSpec) -> dict[str, Any]:
+    """Values of ``${slo:...}`` for a service (only the SLOs it declares)."""
+    slos = spec.slos
+    if slos is None:
+        return {}
+    out: dict[str, Any] = {"window": slos.window}
+    if slos.availability is not None:
+        out["availability.objective_percent"] = slos.availability
+        out["availability.objective"] = _ratio(slos.availability / 100)
+        out["availability.budget"] = _ratio(1 - slos.availability / 100)
+    if slos.latency is not None:
+        out["latency.objective_percent"] = slos.latency.objective
+        out["latency.objective"] = _ratio(slos.latency.objective / 100)
+        out["latency.budget"] = _ratio(1 - slos.latency.objective / 100)
+        out["latency.threshold"] = slos.latency.threshold
+        out["latency.le"] = le_matcher(slos.latency.threshold)
+    return out
+
+
+def base_values(spec: ServiceSpec, *, dashboard: bool) -> dict[str, str]:
+    return {
+        "selector": series_selector(spec, dashboard=dashboard),
+        "log_selector": f'{conventions.LOKI_SERVICE_LABEL}="$service"'
+        if dashboard
+        else f"{conventions.LOKI_SERVICE_LABEL}={quote(spec.name)}",
+        "trace_selector": f'{conventions.TEMPO_SERVICE_ATTRIBUTE}="$service"',
+        "service_name": spec.name,
+        "team": spec.team,
+        "runbook_base_url": spec.runbook_base_url,
+    }
+
+
+def dashboard_scope(spec: ServiceSpec) -> Scope:
+    return Scope(values=base_values(spec, dashboard=True), slo=slo_values(spec))

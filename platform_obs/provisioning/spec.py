@@ -1,0 +1,358 @@
+"""The service config (``platform-obs.yaml``): load, check against the JSON Schema, build specs.
+
+One file per service, ``apiVersion: platform-obs/v1``, ``kind: Service``. The JSON Schema shipped
+next to this module is the contract (editors use it through
+``# yaml-language-server: $schema=...``); its errors are mapped to :class:`Problem` objects naming
+file, key path, line, bad value and what was expected. Checks that need the templates (template
+ids, parameter names and types) live in :mod:`platform_obs.provisioning.validate`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from platform_obs.provisioning import durations
+from platform_obs.provisioning.model import Problem, ValidationFailed
+from platform_obs.provisioning.placeholders import did_you_mean
+from platform_obs.provisioning.yamlsrc import Located, join, load
+
+API_VERSION = "platform-obs/v1"
+KIND = "Service"
+SCHEMA_FILE = "service-config.schema.json"
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LatencySLO:
+    #: Seconds; a histogram bucket boundary so the SLI is exact.
+    threshold: float
+    #: Percent, e.g. 99.0.
+    objective: float
+
+
+@dataclass(frozen=True)
+class SLOs:
+    window: str = "30d"
+    #: Percent of requests that must not fail, e.g. 99.9.
+    availability: float | None = None
+    latency: LatencySLO | None = None
+
+
+@dataclass(frozen=True)
+class CustomAlert:
+    name: str
+    expr: str
+    summary: str
+    path: str
+    for_: str = "5m"
+    severity: str = "warning"
+    receiver: str | None = None
+    description: str = ""
+    runbook_url: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    no_data: str = "OK"
+
+
+@dataclass(frozen=True)
+class Datasources:
+    prometheus: str = "prometheus"
+    loki: str = "loki"
+    tempo: str = "tempo"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service config, checked against the schema."""
+
+    name: str
+    team: str
+    receiver: str
+    file: str
+    namespace: str | None = None
+    environments: tuple[str, ...] = ("production",)
+    tier: int = 2
+    runbook_base_url: str = "https://runbooks.example.com/platform-obs"
+    labels: dict[str, str] = field(default_factory=dict)
+    datasources: Datasources = Datasources()
+    evaluation_interval: str = "1m"
+    #: Dashboard template ids; ``None`` means every template that applies.
+    dashboards: tuple[str, ...] | None = None
+    slos: SLOs | None = None
+    #: Alert template id -> ``False`` (disabled) or parameter overrides.
+    alerts: dict[str, bool | dict[str, Any]] = field(default_factory=dict)
+    custom_alerts: tuple[CustomAlert, ...] = ()
+    #: Line of each key path, for messages about this file.
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def line(self, path: str) -> int | None:
+        return Located(self.file, None, self.lines).line(path)
+
+    def problem(self, path: str, message: str, value: Any = None, expected: str = "") -> Problem:
+        return Problem(self.file, path, message, value, expected, self.line(path))
+
+    def satisfies(self, requirement: str) -> bool:
+        """Whether the service meets a template requirement (``slo``, ``slo.latency`` ...)."""
+        slos = self.slos
+        if requirement == "slo":
+            return slos is not None and (slos.availability is not None or slos.latency is not None)
+        if requirement == "slo.availability":
+            return slos is not None and slos.availability is not None
+        if requirement == "slo.latency":
+            return slos is not None and slos.latency is not None
+        return False
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = (resources.files("platform_obs.provisioning") / SCHEMA_FILE).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema())
+    return cls(schema())
+
+
+def config_files(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
+    """Expand directories into their ``*.yaml``/``*.yml`` files (sorted, not recursive)."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in CONFIG_SUFFIXES and p.is_file())
+            if not found:
+                problems.append(
+                    Problem(
+                        str(path),
+                        "",
+                        "no service config in directory",
+                        None,
+                        "*.yaml or *.yml files",
+                    )
+                )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), "", "no such file or directory"))
+    return files, problems
+
+
+def load_specs(paths: Sequence[Path]) -> list[ServiceSpec]:
+    """Load every service config under ``paths``; raises :class:`ValidationFailed`."""
+    files, problems = config_files(paths)
+    specs: list[ServiceSpec] = []
+    seen: dict[str, ServiceSpec] = {}
+    for file in files:
+        spec, found = parse_spec(load(file))
+        problems.extend(found)
+        if spec is None:
+            continue
+        if spec.name in seen:
+            problems.append(
+                spec.problem(
+                    "service",
+                    f"service already defined in {seen[spec.name].file}",
+                    spec.name,
+                    "one config file per service",
+                )
+            )
+            continue
+        seen[spec.name] = spec
+        specs.append(spec)
+    if problems:
+        raise ValidationFailed(problems)
+    return specs
+
+
+def parse_spec(doc: Located) -> tuple[ServiceSpec | None, list[Problem]]:
+    """Check one parsed document against the schema and build its spec."""
+    problems = list(doc.problems)
+    if doc.data is None:
+        if not problems:
+            problems.append(
+                doc.problem(
+                    "", "file is empty", None, f"apiVersion: {API_VERSION}, kind: {KIND}, ..."
+                )
+            )
+        return None, problems
+    if not isinstance(doc.data, dict):
+        return None, [
+            *problems,
+            doc.problem("", "top level must be a mapping", doc.data, "key: value pairs"),
+        ]
+    problems.extend(schema_problems(doc))
+    if problems:
+        return None, problems
+    return _build(doc), []
+
+
+def schema_problems(doc: Located) -> list[Problem]:
+    problems = []
+    for error in sorted(
+        _validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))
+    ):
+        problems.extend(_map_error(doc, error))
+    return sorted(problems, key=lambda p: (p.line or 0, p.path))
+
+
+def _path(parts: Sequence[Any]) -> str:
+    path = ""
+    for part in parts:
+        path = join(path, part)
+    return path
+
+
+def _map_error(doc: Located, error: jsonschema.ValidationError) -> list[Problem]:
+    path = _path(list(error.absolute_path))
+    sub = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(sub.get("properties", {}))
+        return [
+            doc.problem(
+                join(path, str(key)),
+                f"unknown key {key!r}{did_you_mean(str(key), allowed)}",
+                key,
+                "one of " + ", ".join(allowed),
+            )
+            for key in error.instance
+            if key not in allowed
+        ] or [doc.problem(path, error.message, None, "")]
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return [
+            doc.problem(
+                join(path, k),
+                "required key is missing",
+                None,
+                _describe(sub.get("properties", {}).get(k, {}), k),
+            )
+            for k in missing
+        ]
+    if error.validator == "propertyNames":
+        return [doc.problem(path, f"invalid key: {error.message}", None, "")]
+    return [doc.problem(path, _message(error), error.instance, _describe(sub, path))]
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    return {
+        "const": "wrong value",
+        "enum": "not an allowed value",
+        "type": "wrong type",
+        "pattern": "invalid format",
+        "oneOf": "not an accepted form",
+        "minItems": "must not be empty",
+        "minLength": "must not be empty",
+        "uniqueItems": "has duplicate entries",
+    }.get(str(error.validator), "invalid value")
+
+
+def _describe(sub: dict[str, Any], path: str) -> str:
+    """What the schema expects, in words."""
+    if "$ref" in sub:
+        sub = {**_resolve_ref(sub["$ref"]), **sub}
+    parts = []
+    if "const" in sub:
+        parts.append(repr(sub["const"]))
+    elif "enum" in sub:
+        parts.append("one of " + ", ".join(map(repr, sub["enum"])))
+    elif "pattern" in sub:
+        parts.append(f"a string matching {sub['pattern']}")
+    elif "type" in sub:
+        kind = sub["type"]
+        parts.append(
+            {
+                "string": "a string",
+                "number": "a number",
+                "integer": "an integer",
+                "object": "a mapping",
+                "array": "a list",
+                "boolean": "true or false",
+            }.get(kind, kind)
+        )
+        if "exclusiveMinimum" in sub and "exclusiveMaximum" in sub:
+            parts[-1] += (
+                f" between {sub['exclusiveMinimum']} and {sub['exclusiveMaximum']} (exclusive)"
+            )
+    elif "oneOf" in sub:
+        parts.append(" or ".join(_describe(s, path) for s in sub["oneOf"]))
+    if sub.get("description"):
+        parts.append(f"— {sub['description']}")
+    return " ".join(parts)
+
+
+def _resolve_ref(ref: str) -> dict[str, Any]:
+    node: Any = schema()
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return dict(node)
+
+
+def _latency_seconds(value: Any) -> float:
+    if isinstance(value, str):
+        return float(value[:-2]) / 1000 if value.endswith("ms") else float(value[:-1])
+    return float(value)
+
+
+def _build(doc: Located) -> ServiceSpec:
+    """The spec of a document that passed the schema (so types are known to be right)."""
+    d = doc.data
+    slos = None
+    if "slos" in d:
+        raw = d["slos"]
+        latency = raw.get("latency")
+        slos = SLOs(
+            window=raw.get("window", "30d"),
+            availability=float(raw["availability"]["objective"]) if "availability" in raw else None,
+            latency=LatencySLO(_latency_seconds(latency["threshold"]), float(latency["objective"]))
+            if latency
+            else None,
+        )
+    customs = tuple(
+        CustomAlert(
+            name=c["name"],
+            expr=c["expr"],
+            summary=c["summary"],
+            path=join("custom_alerts", i),
+            for_=c.get("for", "5m"),
+            severity=c.get("severity", "warning"),
+            receiver=c.get("receiver"),
+            description=c.get("description", ""),
+            runbook_url=c.get("runbook_url", ""),
+            labels=dict(c.get("labels", {})),
+            no_data=c.get("no_data", "OK"),
+        )
+        for i, c in enumerate(d.get("custom_alerts", []))
+    )
+    defaults = ServiceSpec("", "", "", "")
+    return ServiceSpec(
+        name=d["service"],
+        team=d["team"],
+        receiver=d["receiver"],
+        file=doc.file,
+        namespace=d.get("namespace"),
+        environments=tuple(d.get("environments", defaults.environments)),
+        tier=d.get("tier", defaults.tier),
+        runbook_base_url=d.get("runbook_base_url", defaults.runbook_base_url).rstrip("/"),
+        labels=dict(d.get("labels", {})),
+        datasources=Datasources(**d.get("datasources", {})),
+        evaluation_interval=d.get("evaluation_interval", defaults.evaluation_interval),
+        dashboards=tuple(d["dashboards"]) if "dashboards" in d else None,
+        slos=slos,
+        alerts=dict(d.get("alerts", {})),
+        custom_alerts=customs,
+        lines=dict(doc.lines),
+    )
+
+
+def interval_seconds(spec: ServiceSpec) -> int:
+    return int(durations.seconds(spec.evaluation_interval) or 60)

@@ -1,0 +1,614 @@
+"""Offline checks over service specs and rendered objects; every problem at once.
+
+* specs against templates: template ids, parameter names and types, SLO requirements;
+* every PromQL expression parsed and type-checked (``promql_parser``) after Grafana macros and
+  variables are replaced by sample values, and its metric names checked against the conventions
+  (custom alerts may use any metric: only their syntax is checked);
+* Grafana rule-group and dashboard constraints the API would reject (uids, titles, intervals,
+  conditions, states), and duplicates across services;
+* ``promtool check rules`` on the Prometheus output when promtool is installed.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+import yaml
+
+from platform_obs import conventions
+from platform_obs.provisioning import durations
+from platform_obs.provisioning.model import Problem, Rendered, RuleGroup
+from platform_obs.provisioning.placeholders import did_you_mean, known_labels, known_series
+from platform_obs.provisioning.render.dashboards import TARGET_META_KEY
+from platform_obs.provisioning.render.definitions import AlertDefinition, applicable_templates
+from platform_obs.provisioning.spec import ServiceSpec
+from platform_obs.provisioning.templates import IMPLICIT_PARAMS, Parameter, Templates
+from platform_obs.provisioning.yamlsrc import join
+
+UID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+UID_MAX = 40
+TITLE_MAX = 190
+NO_DATA_STATES = ("NoData", "Alerting", "OK", "KeepLast")
+EXEC_ERR_STATES = ("Error", "Alerting", "OK", "KeepLast")
+#: Dashboard variables every rendered dashboard defines.
+STANDARD_VARIABLES = frozenset({"prometheus", "loki", "tempo", "env", "service"})
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)(?::[^}]*)?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+#: Sample values for Grafana macros so expressions parse; durations where durations go.
+_MACRO_SAMPLES = {
+    "__rate_interval": "1m",
+    "__interval": "1m",
+    "__range": "1h",
+    "__auto": "1m",
+    "__range_s": "3600",
+    "__range_ms": "3600000",
+    "__interval_ms": "60000",
+    "__rate_interval_ms": "60000",
+}
+
+
+# --- specs against templates ------------------------------------------------------------------
+
+
+def check_specs(specs: Sequence[ServiceSpec], templates: Templates) -> list[Problem]:
+    problems: list[Problem] = []
+    for spec in specs:
+        problems.extend(check_spec(spec, templates))
+    return problems
+
+
+def check_spec(spec: ServiceSpec, templates: Templates) -> list[Problem]:
+    problems: list[Problem] = []
+    interval = durations.seconds(spec.evaluation_interval) or 0
+    if interval <= 0 or interval % 10:
+        problems.append(
+            spec.problem(
+                "evaluation_interval",
+                "must be a positive multiple of 10s",
+                spec.evaluation_interval,
+                "e.g. 10s, 30s, 1m",
+            )
+        )
+    for i, board in enumerate(spec.dashboards or ()):
+        path = join("dashboards", i)
+        template = templates.dashboards.get(board)
+        if template is None:
+            problems.append(
+                spec.problem(
+                    path,
+                    f"unknown dashboard{did_you_mean(board, templates.dashboards)}",
+                    board,
+                    "one of " + ", ".join(sorted(templates.dashboards)),
+                )
+            )
+            continue
+        for req in template.requires:
+            if not spec.satisfies(req):
+                problems.append(
+                    spec.problem(
+                        path,
+                        f"dashboard needs {req} configured ({template.file})",
+                        board,
+                        f"a {req} section under slos, or drop this dashboard",
+                    )
+                )
+    if spec.slos and spec.slos.latency is not None:
+        threshold = spec.slos.latency.threshold
+        buckets = conventions.HTTP_SERVER_REQUEST_DURATION.buckets or ()
+        if not any(abs(threshold - b) < 1e-9 for b in buckets):
+            problems.append(
+                spec.problem(
+                    "slos.latency.threshold",
+                    "latency threshold must be a histogram bucket boundary (for an exact SLI)",
+                    threshold,
+                    "seconds, one of " + ", ".join(format(b, "g") for b in buckets),
+                )
+            )
+    for key, overrides in spec.alerts.items():
+        path = join("alerts", key)
+        template = templates.alerts.get(key)
+        if template is None:
+            problems.append(
+                spec.problem(
+                    path,
+                    f"unknown alert template{did_you_mean(key, templates.alerts)}",
+                    key,
+                    "one of " + ", ".join(sorted(templates.alerts)),
+                )
+            )
+            continue
+        missing = [r for r in template.requires if not spec.satisfies(r)]
+        if missing and overrides is not False:
+            problems.append(
+                spec.problem(
+                    path,
+                    f"alert template needs {', '.join(missing)} configured",
+                    key,
+                    "the SLO under slos:, or `false` to leave the template out",
+                )
+            )
+        if isinstance(overrides, dict):
+            problems.extend(_check_params(spec, path, overrides, template.parameters))
+    if spec.slos is not None:
+        for template in applicable_templates(spec, templates):
+            burn = template.burn_rate
+            if burn is not None and spec.slos.window not in burn.windows:
+                problems.append(
+                    spec.problem(
+                        "slos.window",
+                        f"no burn-rate windows for this SLO period in {template.file}",
+                        spec.slos.window,
+                        "one of " + ", ".join(sorted(burn.windows)),
+                    )
+                )
+    names = [t.alert for t in templates.alerts.values() for t in t.rules]
+    seen: set[str] = set()
+    for custom in spec.custom_alerts:
+        if custom.name in names or custom.name in seen:
+            problems.append(
+                spec.problem(
+                    join(custom.path, "name"),
+                    "alert name already used",
+                    custom.name,
+                    "a name no template or other custom alert uses",
+                )
+            )
+        seen.add(custom.name)
+    return problems
+
+
+def _check_params(
+    spec: ServiceSpec, path: str, overrides: dict[str, Any], params: dict[str, Parameter]
+) -> list[Problem]:
+    problems = []
+    for name, value in overrides.items():
+        where = join(path, str(name))
+        if name in IMPLICIT_PARAMS:
+            if not isinstance(value, str) or not value:
+                problems.append(spec.problem(where, "wrong type", value, "a non-empty string"))
+            continue
+        param = params.get(name)
+        if param is None:
+            choices = [*params, *IMPLICIT_PARAMS]
+            problems.append(
+                spec.problem(
+                    where,
+                    f"unknown parameter{did_you_mean(str(name), choices)}",
+                    name,
+                    "one of " + ", ".join(choices),
+                )
+            )
+            continue
+        why = param.check(value)
+        if why:
+            problems.append(
+                spec.problem(where, f"invalid value for {param.type} parameter", value, why)
+            )
+    return problems
+
+
+# --- PromQL -------------------------------------------------------------------------------------
+
+
+def sample_variables(expr: str) -> str:
+    """Replace Grafana macros and ``$var`` / ``${var}`` with values that keep PromQL parseable."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return _MACRO_SAMPLES.get(name, "sample")
+
+    return _VARIABLE.sub(sub, expr)
+
+
+def check_promql(
+    expr: str, *, strict_names: bool, alert: bool = False
+) -> list[tuple[str, Any, str]]:
+    """(message, bad value, expected) for each problem of one expression."""
+    try:
+        ast = promql_parser.parse(sample_variables(expr))
+    except ValueError as exc:
+        return [(f"invalid PromQL: {exc}", expr, "a valid PromQL expression")]
+    problems: list[tuple[str, Any, str]] = []
+    if alert and isinstance(
+        ast,
+        (promql_parser.NumberLiteral, promql_parser.StringLiteral, promql_parser.MatrixSelector),
+    ):
+        problems.append(
+            ("an alert expression must return an instant vector", expr, "a vector expression")
+        )
+    if not strict_names:
+        return problems
+    series, labels = known_series(), known_labels()
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, promql_parser.VectorSelector):
+            if node.name and node.name not in series:
+                problems.append(
+                    (
+                        f"metric is not in the conventions{did_you_mean(node.name, series)}",
+                        node.name,
+                        "a series of platform_obs.conventions",
+                    )
+                )
+            for matcher in node.matchers.matchers:
+                if matcher.name not in labels:
+                    problems.append(
+                        (
+                            f"label is not in the conventions{did_you_mean(matcher.name, labels)}",
+                            matcher.name,
+                            "a label of platform_obs.conventions",
+                        )
+                    )
+        return True
+
+    promql_parser.walk(ast, visit)
+    return problems
+
+
+# --- rendered objects ---------------------------------------------------------------------------
+
+
+def check_rendered(
+    rendered: Rendered,
+    definitions: Sequence[AlertDefinition],
+    specs: Sequence[ServiceSpec],
+    *,
+    run_promtool: bool = True,
+) -> list[Problem]:
+    spec_by_service = {s.name: s for s in specs}
+    problems = _check_dashboards(rendered, spec_by_service)
+    problems += _check_definitions(definitions, spec_by_service)
+    by_uid = {d.uid: d for d in definitions}
+    for group in rendered.rule_groups:
+        spec = spec_by_service.get(group.service)
+        problems += check_rule_group(group, spec.file if spec else group.service, by_uid)
+    problems += _duplicates(rendered, spec_by_service)
+    if run_promtool and shutil.which("promtool"):
+        problems += promtool_check(rendered, definitions, spec_by_service)
+    return problems
+
+
+def _check_dashboards(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Problem]:
+    problems = []
+    for board in rendered.dashboards:
+        spec = specs.get(board.service)
+        file = spec.file if spec else board.service
+        uid, title = board.model.get("uid", ""), board.model.get("title", "")
+        if not isinstance(uid, str) or not UID_RE.match(uid) or len(uid) > UID_MAX:
+            problems.append(
+                Problem(
+                    file,
+                    "dashboards",
+                    "invalid dashboard uid",
+                    uid,
+                    f"^[a-zA-Z0-9_-]+$, at most {UID_MAX} characters",
+                )
+            )
+        if not title:
+            problems.append(
+                Problem(file, "dashboards", "dashboard title is empty", title, "a title")
+            )
+        variables = STANDARD_VARIABLES | {
+            v.get("name") for v in board.model.get("templating", {}).get("list", [])
+        }
+        for panel in board.model.get("panels", []):
+            for target in panel.get("targets", []):
+                meta = target.get(TARGET_META_KEY, {})
+                where_file, where_path = meta.get("template", file), meta.get("path", "")
+                text = target.get("expr") or target.get("query") or ""
+                for name in _unknown_variables(text, variables):
+                    problems.append(
+                        Problem(
+                            where_file,
+                            where_path,
+                            f"unknown dashboard variable in {board.uid}",
+                            f"${name}",
+                            "one of "
+                            + ", ".join(sorted(n for n in variables if n))
+                            + " or a Grafana $__ macro",
+                        )
+                    )
+                if panel.get("datasource", {}).get("type") != "prometheus" or "expr" not in target:
+                    continue
+                for message, value, expected in check_promql(target["expr"], strict_names=True):
+                    problems.append(
+                        Problem(
+                            where_file,
+                            where_path,
+                            f"{message} (dashboard {board.uid})",
+                            value,
+                            expected,
+                        )
+                    )
+    return problems
+
+
+def _unknown_variables(text: str, variables: Iterable[str | None]) -> list[str]:
+    known = set(variables)
+    return sorted(
+        {
+            name
+            for m in _VARIABLE.finditer(text)
+            if not (name := (m.group(1) or m.group(2)).split(".")[0]).startswith("__")
+            and name not in known
+        }
+    )
+
+
+def _check_definitions(
+    definitions: Sequence[AlertDefinition], specs: dict[str, ServiceSpec]
+) -> list[Problem]:
+    problems = []
+    for defn in definitions:
+        custom = defn.template is None
+        where = f"{defn.source_path}.expr"
+        if "$" in defn.expr:
+            problems.append(
+                Problem(
+                    defn.source_file,
+                    where,
+                    "alert expressions cannot use dashboard variables",
+                    defn.expr,
+                    "concrete values (placeholders are expanded per service)",
+                )
+            )
+            continue
+        for message, value, expected in check_promql(
+            defn.expr, strict_names=not custom, alert=True
+        ):
+            spec = specs.get(defn.service)
+            line = spec.line(where) if custom and spec else None
+            suffix = "" if custom else f" (service {defn.service})"
+            problems.append(
+                Problem(defn.source_file, where, message + suffix, value, expected, line)
+            )
+    return problems
+
+
+def check_rule_group(
+    group: RuleGroup, file: str, by_uid: dict[str, AlertDefinition] | None = None
+) -> list[Problem]:
+    """What Grafana's provisioning API would reject in a rule group."""
+    problems = []
+    path = f"rule group {group.title!r}"
+    if not 1 <= len(group.title) <= TITLE_MAX:
+        problems.append(
+            Problem(
+                file, path, "group name must be 1-190 characters", group.title, "1-190 characters"
+            )
+        )
+    if group.interval_seconds <= 0 or group.interval_seconds % 10:
+        problems.append(
+            Problem(
+                file,
+                path,
+                "interval must be a positive multiple of 10 seconds",
+                group.interval_seconds,
+                "10, 20, ... seconds",
+            )
+        )
+    for rule in group.rules:
+        defn = (by_uid or {}).get(rule.get("uid", ""))
+        rfile, rpath = (
+            (defn.source_file, defn.source_path)
+            if defn
+            else (file, f"{path} rule {rule.get('title')!r}")
+        )
+        uid = rule.get("uid", "")
+        if not isinstance(uid, str) or not UID_RE.match(uid) or len(uid) > UID_MAX:
+            problems.append(
+                Problem(
+                    rfile,
+                    rpath,
+                    "invalid rule uid",
+                    uid,
+                    f"^[a-zA-Z0-9_-]+$, at most {UID_MAX} characters",
+                )
+            )
+        title = rule.get("title", "")
+        if not 1 <= len(title) <= TITLE_MAX:
+            problems.append(
+                Problem(
+                    rfile, rpath, "rule title must be 1-190 characters", title, "1-190 characters"
+                )
+            )
+        refs = [d.get("refId") for d in rule.get("data", [])]
+        if rule.get("condition") not in refs:
+            problems.append(
+                Problem(
+                    rfile,
+                    rpath,
+                    "condition names no query",
+                    rule.get("condition"),
+                    "one of the refIds " + ", ".join(map(str, refs)),
+                )
+            )
+        if rule.get("noDataState") not in NO_DATA_STATES:
+            problems.append(
+                Problem(
+                    rfile,
+                    rpath,
+                    "invalid noDataState",
+                    rule.get("noDataState"),
+                    "one of " + ", ".join(NO_DATA_STATES),
+                )
+            )
+        if rule.get("execErrState") not in EXEC_ERR_STATES:
+            problems.append(
+                Problem(
+                    rfile,
+                    rpath,
+                    "invalid execErrState",
+                    rule.get("execErrState"),
+                    "one of " + ", ".join(EXEC_ERR_STATES),
+                )
+            )
+        ann = rule.get("annotations", {})
+        if ("__dashboardUid__" in ann) != ("__panelId__" in ann):
+            problems.append(
+                Problem(
+                    rfile,
+                    rpath,
+                    "__dashboardUid__ and __panelId__ go together",
+                    sorted(k for k in ann if k.startswith("__")),
+                    "both or neither",
+                )
+            )
+        if rule.get("folderUID") != group.folder_uid or rule.get("ruleGroup") != group.title:
+            problems.append(
+                Problem(
+                    rfile,
+                    rpath,
+                    "rule is not in its group's folder/group",
+                    (rule.get("folderUID"), rule.get("ruleGroup")),
+                    f"{group.folder_uid}/{group.title}",
+                )
+            )
+        if durations.seconds(str(rule.get("for", "0s"))) is None:
+            problems.append(
+                Problem(rfile, rpath, "invalid for duration", rule.get("for"), "e.g. 5m")
+            )
+    return problems
+
+
+def _duplicates(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Problem]:
+    problems = []
+
+    def where(service: str) -> str:
+        return specs[service].file if service in specs else service
+
+    seen: dict[str, str] = {}
+    for board in rendered.dashboards:
+        if board.uid in seen:
+            problems.append(
+                Problem(
+                    where(board.service),
+                    "service",
+                    "dashboard uid collides with another service's",
+                    board.uid,
+                    f"a service name that does not collide with {seen[board.uid]}",
+                )
+            )
+        seen[board.uid] = board.service
+    titles: dict[tuple[str, str], str] = {}
+    for board in rendered.dashboards:
+        key = (board.folder_uid, board.title)
+        if key in titles and titles[key] != board.uid:
+            problems.append(
+                Problem(
+                    where(board.service),
+                    "dashboards",
+                    "two dashboards share a title in one folder",
+                    board.title,
+                    "unique titles per folder",
+                )
+            )
+        titles[key] = board.uid
+    rule_uids: dict[str, str] = {}
+    for group in rendered.rule_groups:
+        rule_titles: set[str] = set()
+        for rule in group.rules:
+            uid, title = rule.get("uid", ""), rule.get("title", "")
+            if uid in rule_uids:
+                problems.append(
+                    Problem(
+                        where(group.service),
+                        "alerts",
+                        "alert rule uid is used twice",
+                        uid,
+                        "unique rule uids",
+                    )
+                )
+            rule_uids[uid] = group.service
+            if title in rule_titles:
+                problems.append(
+                    Problem(
+                        where(group.service),
+                        "alerts",
+                        "two alert rules share a title in one folder",
+                        title,
+                        "unique titles (rename the custom alert)",
+                    )
+                )
+            rule_titles.add(title)
+    folder_uids: dict[str, str] = {}
+    for folder in rendered.folders:
+        if folder_uids.get(folder.uid, folder.title) != folder.title:
+            problems.append(
+                Problem(
+                    "(rendered)",
+                    "folders",
+                    "two folders share a uid",
+                    folder.uid,
+                    "unique folder uids",
+                )
+            )
+        folder_uids[folder.uid] = folder.title
+    return problems
+
+
+# --- promtool -----------------------------------------------------------------------------------
+
+_PROMTOOL_RULE = re.compile(
+    r'group "(?P<group>[^"]*)", rule (?P<index>\d+), "(?P<alert>[^"]*)": (?P<msg>.*)'
+)
+
+
+def promtool_check(
+    rendered: Rendered, definitions: Sequence[AlertDefinition], specs: dict[str, ServiceSpec]
+) -> list[Problem]:
+    """``promtool check rules`` over every Prometheus rule file, mapped back to the sources."""
+    binary = shutil.which("promtool")
+    if binary is None or not rendered.prometheus_rules:
+        return []
+    by_service: dict[str, list[AlertDefinition]] = {}
+    for defn in definitions:
+        by_service.setdefault(defn.service, []).append(defn)
+    problems: list[Problem] = []
+    with tempfile.TemporaryDirectory(prefix="po-rules-") as tmp:
+        files = {}
+        for rule_file in rendered.prometheus_rules:
+            path = Path(tmp) / f"{rule_file.service}.rules.yaml"
+            path.write_text(yaml.safe_dump(rule_file.document, sort_keys=True), encoding="utf-8")
+            files[str(path)] = rule_file.service
+        result = subprocess.run(
+            [binary, "check", "rules", *files], capture_output=True, text=True, check=False
+        )
+        if result.returncode == 0:
+            return []
+        for line in (result.stdout + result.stderr).splitlines():
+            file = next((f for f in files if line.startswith(f)), None)
+            if file is None:
+                continue
+            service = files[file]
+            spec = specs.get(service)
+            match = _PROMTOOL_RULE.search(line)
+            defns = by_service.get(service, [])
+            if match and 0 < int(match["index"]) <= len(defns):
+                defn = defns[int(match["index"]) - 1]
+                line_no = spec.line(defn.source_path) if spec and defn.template is None else None
+                problems.append(
+                    Problem(
+                        defn.source_file,
+                        defn.source_path,
+                        f"promtool: {match['msg']} (service {service})",
+                        defn.alert,
+                        "a rule promtool accepts",
+                        line_no,
+                    )
+                )
+            else:
+                problems.append(
+                    Problem(
+                        spec.file if spec else service,
+                        "",
+                        "promtool: " + line.replace(file, f"{service}.rules.yaml"),
+                    )
+                )
+    return problems
