@@ -141,7 +141,7 @@ def test_dry_run_writes_nothing(grafana: GrafanaDouble, config: Path, build: Fak
     assert grafana.writes() == []
 
 
-def test_invalid_config_writes_nothing(
+def test_validation_failure_writes_nothing(
     grafana: GrafanaDouble, config: Path, build: FakeBuild
 ) -> None:
     build.result = ValidationFailed(
@@ -235,10 +235,40 @@ def test_importing_the_package_does_not_import_the_cli() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_validate_with_real_pipeline(tmp_path: Path) -> None:
-    pytest.importorskip("platform_obs.provisioning.pipeline")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("this: [is, not, a service config\n")
-    result = invoke(None, "validate", str(bad), "--no-promtool")
-    assert result.exit_code == 1
-    assert "bad.yaml" in result.output
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "service-config" / "platform-obs.yaml"
+
+
+def test_invalid_config_file_writes_nothing(grafana: GrafanaDouble, tmp_path: Path) -> None:
+    bad = tmp_path / "platform-obs.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("threshold: 0.02", "threshold: lots"))
+    validated = invoke(None, "validate", str(bad), "--no-promtool")
+    assert validated.exit_code == 1
+    assert "platform-obs.yaml" in validated.output and "lots" in validated.output
+
+    applied = invoke(grafana, "apply", str(bad), "--no-promtool")
+    assert applied.exit_code == 1
+    assert grafana.requests == []
+
+
+def test_real_config_apply_then_threshold_change(grafana: GrafanaDouble, tmp_path: Path) -> None:
+    config = tmp_path / "platform-obs.yaml"
+    config.write_text(EXAMPLE.read_text())
+    first = invoke(grafana, "apply", str(config), "--no-promtool")
+    assert first.exit_code == 0, first.output
+    assert invoke(grafana, "plan", str(config), "--detailed-exitcode").exit_code == 0
+
+    config.write_text(EXAMPLE.read_text().replace("threshold: 0.02", "threshold: 0.03"))
+    assert invoke(grafana, "plan", str(config), "--detailed-exitcode").exit_code == 2
+    grafana.reset_requests()
+    second = invoke(grafana, "apply", str(config), "--no-promtool")
+    assert second.exit_code == 0, second.output
+    assert [(w.method, w.path) for w in grafana.writes()] == [
+        ("PUT", "/api/v1/provisioning/folder/po-checkout/rule-groups/checkout")
+    ]
+
+
+def test_render_writes_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke(None, "render", str(EXAMPLE), "--out", str(out), "--no-promtool")
+    assert result.exit_code == 0, result.output
+    assert any(out.rglob("*.json"))
