@@ -230,7 +230,9 @@ class Settings:
                 continue
             value = getattr(self, f.name)
             if isinstance(value, Mapping):
-                value = redact_mapping(dict(value), extra_keys=self.redact_keys, all_values=f.name == "otlp_headers")
+                value = redact_mapping(
+                    dict(value), extra_keys=self.redact_keys, all_values=f.name == "otlp_headers"
+                )
             out[f.name] = value
         return out
 
@@ -242,33 +244,66 @@ _KNOBS: dict[str, _Knob] = {
     "environment": _Knob(_text, "PLATFORM_OBS_ENVIRONMENT"),
     "team": _Knob(_text, "PLATFORM_OBS_TEAM"),
     "resource_attributes": _Knob(_key_values, None, ("OTEL_RESOURCE_ATTRIBUTES",)),
-    "traces_exporter": _Knob(_choice(_EXPORTERS["traces"]), "PLATFORM_OBS_TRACES_EXPORTER", ("OTEL_TRACES_EXPORTER",)),
-    "metrics_exporter": _Knob(_choice(_EXPORTERS["metrics"]), "PLATFORM_OBS_METRICS_EXPORTER", ("OTEL_METRICS_EXPORTER",)),
-    "logs_exporter": _Knob(_choice(_EXPORTERS["logs"]), "PLATFORM_OBS_LOGS_EXPORTER", ("OTEL_LOGS_EXPORTER",)),
-    "otlp_protocol": _Knob(_choice(_PROTOCOLS), "PLATFORM_OBS_OTLP_PROTOCOL", ("OTEL_EXPORTER_OTLP_PROTOCOL",)),
+    "traces_exporter": _Knob(
+        _choice(_EXPORTERS["traces"]), "PLATFORM_OBS_TRACES_EXPORTER", ("OTEL_TRACES_EXPORTER",)
+    ),
+    "metrics_exporter": _Knob(
+        _choice(_EXPORTERS["metrics"]), "PLATFORM_OBS_METRICS_EXPORTER", ("OTEL_METRICS_EXPORTER",)
+    ),
+    "logs_exporter": _Knob(
+        _choice(_EXPORTERS["logs"]), "PLATFORM_OBS_LOGS_EXPORTER", ("OTEL_LOGS_EXPORTER",)
+    ),
+    "otlp_protocol": _Knob(
+        _choice(_PROTOCOLS), "PLATFORM_OBS_OTLP_PROTOCOL", ("OTEL_EXPORTER_OTLP_PROTOCOL",)
+    ),
     "otlp_endpoint": _Knob(_text, "PLATFORM_OBS_OTLP_ENDPOINT", ("OTEL_EXPORTER_OTLP_ENDPOINT",)),
-    "otlp_headers": _Knob(_key_values, "PLATFORM_OBS_OTLP_HEADERS", ("OTEL_EXPORTER_OTLP_HEADERS",), secret=True),
-    "otlp_timeout": _Knob(_non_negative_float, "PLATFORM_OBS_OTLP_TIMEOUT", ("OTEL_EXPORTER_OTLP_TIMEOUT",), _millis_to_seconds),
-    "otlp_compression": _Knob(_choice(_COMPRESSIONS), "PLATFORM_OBS_OTLP_COMPRESSION", ("OTEL_EXPORTER_OTLP_COMPRESSION",)),
+    "otlp_headers": _Knob(
+        _key_values, "PLATFORM_OBS_OTLP_HEADERS", ("OTEL_EXPORTER_OTLP_HEADERS",), secret=True
+    ),
+    "otlp_timeout": _Knob(
+        _non_negative_float,
+        "PLATFORM_OBS_OTLP_TIMEOUT",
+        ("OTEL_EXPORTER_OTLP_TIMEOUT",),
+        _millis_to_seconds,
+    ),
+    "otlp_compression": _Knob(
+        _choice(_COMPRESSIONS), "PLATFORM_OBS_OTLP_COMPRESSION", ("OTEL_EXPORTER_OTLP_COMPRESSION",)
+    ),
     "sampler": _Knob(_choice(_SAMPLERS), "PLATFORM_OBS_SAMPLER", ("OTEL_TRACES_SAMPLER",)),
     "sampler_arg": _Knob(_ratio, "PLATFORM_OBS_SAMPLER_ARG", ("OTEL_TRACES_SAMPLER_ARG",)),
-    "bsp_schedule_delay": _Knob(_non_negative_float, None, ("OTEL_BSP_SCHEDULE_DELAY",), _millis_to_seconds),
-    "bsp_export_timeout": _Knob(_non_negative_float, None, ("OTEL_BSP_EXPORT_TIMEOUT",), _millis_to_seconds),
+    "bsp_schedule_delay": _Knob(
+        _non_negative_float, None, ("OTEL_BSP_SCHEDULE_DELAY",), _millis_to_seconds
+    ),
+    "bsp_export_timeout": _Knob(
+        _non_negative_float, None, ("OTEL_BSP_EXPORT_TIMEOUT",), _millis_to_seconds
+    ),
     "bsp_max_queue_size": _Knob(_positive_int, None, ("OTEL_BSP_MAX_QUEUE_SIZE",)),
     "bsp_max_export_batch_size": _Knob(_positive_int, None, ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE",)),
-    "blrp_schedule_delay": _Knob(_non_negative_float, None, ("OTEL_BLRP_SCHEDULE_DELAY",), _millis_to_seconds),
-    "blrp_export_timeout": _Knob(_non_negative_float, None, ("OTEL_BLRP_EXPORT_TIMEOUT",), _millis_to_seconds),
+    "blrp_schedule_delay": _Knob(
+        _non_negative_float, None, ("OTEL_BLRP_SCHEDULE_DELAY",), _millis_to_seconds
+    ),
+    "blrp_export_timeout": _Knob(
+        _non_negative_float, None, ("OTEL_BLRP_EXPORT_TIMEOUT",), _millis_to_seconds
+    ),
     "blrp_max_queue_size": _Knob(_positive_int, None, ("OTEL_BLRP_MAX_QUEUE_SIZE",)),
     "blrp_max_export_batch_size": _Knob(_positive_int, None, ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",)),
-    "metric_export_interval": _Knob(_non_negative_float, None, ("OTEL_METRIC_EXPORT_INTERVAL",), _millis_to_seconds),
-    "metric_export_timeout": _Knob(_non_negative_float, None, ("OTEL_METRIC_EXPORT_TIMEOUT",), _millis_to_seconds),
-    "attribute_value_length_limit": _Knob(_positive_int, None, ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",)),
+    "metric_export_interval": _Knob(
+        _non_negative_float, None, ("OTEL_METRIC_EXPORT_INTERVAL",), _millis_to_seconds
+    ),
+    "metric_export_timeout": _Knob(
+        _non_negative_float, None, ("OTEL_METRIC_EXPORT_TIMEOUT",), _millis_to_seconds
+    ),
+    "attribute_value_length_limit": _Knob(
+        _positive_int, None, ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",)
+    ),
     "attribute_count_limit": _Knob(_positive_int, None, ("OTEL_ATTRIBUTE_COUNT_LIMIT",)),
     "prometheus_host": _Knob(_text, None, ("OTEL_EXPORTER_PROMETHEUS_HOST",)),
     "prometheus_port": _Knob(_positive_int, None, ("OTEL_EXPORTER_PROMETHEUS_PORT",)),
     "sdk_disabled": _Knob(_bool, "PLATFORM_OBS_DISABLED", ("OTEL_SDK_DISABLED",)),
     "instrument": _Knob(_bool, "PLATFORM_OBS_INSTRUMENT"),
-    "disabled_instrumentations": _Knob(_name_list, None, ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",)),
+    "disabled_instrumentations": _Knob(
+        _name_list, None, ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",)
+    ),
     "runtime_metrics": _Knob(_bool, "PLATFORM_OBS_RUNTIME_METRICS"),
     "log_format": _Knob(_choice(_LOG_FORMATS), "PLATFORM_OBS_LOG_FORMAT"),
     "log_level": _Knob(_choice(_LOG_LEVELS), "PLATFORM_OBS_LOG_LEVEL"),
@@ -297,7 +332,9 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
     return value if value is not None and value.strip() else None
 
 
-def _parse(knob: _Knob, raw: Any, source: Source, parser: Callable[[Any], Any] | None = None) -> Any:
+def _parse(
+    knob: _Knob, raw: Any, source: Source, parser: Callable[[Any], Any] | None = None
+) -> Any:
     try:
         return (parser or knob.parse)(raw)
     except ValueError as exc:
@@ -342,7 +379,7 @@ def _pyproject_table(path: Path | None) -> dict[str, Any]:
 def load_settings(
     arguments: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
-    pyproject: Path | None | Literal[False] = None,
+    pyproject: Path | Literal[False] | None = None,
 ) -> Settings:
     """Resolve every setting from its sources. ``pyproject=False`` skips the file lookup."""
     environ = os.environ if environ is None else environ
@@ -388,11 +425,15 @@ class ExporterTarget:
 _DEFAULT_ENDPOINT = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
 
 
-def exporter_target(settings: Settings, signal: Signal, environ: Mapping[str, str] | None = None) -> ExporterTarget:
+def exporter_target(
+    settings: Settings, signal: Signal, environ: Mapping[str, str] | None = None
+) -> ExporterTarget:
     """Resolve one signal's OTLP target: argument/PLATFORM_OBS > per-signal OTEL_ > general OTEL_."""
     environ = os.environ if environ is None else environ
 
-    def pick(kind: str, general_field: str, knob: _Knob, parser: Callable[[Any], Any] | None = None) -> tuple[Any, bool]:
+    def pick(
+        kind: str, general_field: str, knob: _Knob, parser: Callable[[Any], Any] | None = None
+    ) -> tuple[Any, bool]:
         source = settings.sources.get(general_field)
         general = getattr(settings, general_field)
         outranks_per_signal = source is not None and (

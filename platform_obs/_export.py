@@ -77,7 +77,13 @@ class ProcessResource:
 
 
 class RedactingSpanExporter(SpanExporter):
-    def __init__(self, inner: SpanExporter, redactor: Redactor, resource: ProcessResource, drops: DropReporter) -> None:
+    def __init__(
+        self,
+        inner: SpanExporter,
+        redactor: Redactor,
+        resource: ProcessResource,
+        drops: DropReporter,
+    ) -> None:
         self._inner = inner
         self._redactor = redactor
         self._resource = resource
@@ -121,7 +127,9 @@ class RedactingSpanExporter(SpanExporter):
 
 
 class ResourceLogExporter(LogRecordExporter):
-    def __init__(self, inner: LogRecordExporter, resource: ProcessResource, drops: DropReporter) -> None:
+    def __init__(
+        self, inner: LogRecordExporter, resource: ProcessResource, drops: DropReporter
+    ) -> None:
         self._inner = inner
         self._resource = resource
         self._drops = drops
@@ -164,16 +172,23 @@ class ResourceMetricExporter(MetricExporter):
         preferred_temporality: dict[type, Any] | None = None,
         preferred_aggregation: dict[type, Any] | None = None,
     ) -> None:
-        super().__init__(preferred_temporality=preferred_temporality, preferred_aggregation=preferred_aggregation)
+        super().__init__(
+            preferred_temporality=preferred_temporality, preferred_aggregation=preferred_aggregation
+        )
         self._inner = inner
         self._resource = resource
         self._drops = drops
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         current = self._resource.current
         if current is not self._resource.original:
             metrics_data = MetricsData(
-                resource_metrics=[dataclasses.replace(rm, resource=current) for rm in metrics_data.resource_metrics]
+                resource_metrics=[
+                    dataclasses.replace(rm, resource=current)
+                    for rm in metrics_data.resource_metrics
+                ]
             )
         try:
             result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)

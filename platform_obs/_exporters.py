@@ -12,16 +12,22 @@ from platform_obs._config import ExporterTarget, Signal
 def _grpc_compression(name: str) -> Any:
     from grpc import Compression
 
-    return {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(name, Compression.NoCompression)
+    return {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(
+        name, Compression.NoCompression
+    )
 
 
 def _http_compression(name: str) -> Any:
     from opentelemetry.exporter.otlp.proto.http import Compression
 
-    return {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(name, Compression.NoCompression)
+    return {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(
+        name, Compression.NoCompression
+    )
 
 
-def otlp_exporter(signal: Signal, target: ExporterTarget, meter_provider: MeterProvider | None, **extra: Any) -> Any:
+def otlp_exporter(
+    signal: Signal, target: ExporterTarget, meter_provider: MeterProvider | None, **extra: Any
+) -> Any:
     """An OTLP exporter for ``signal``; ``extra`` goes to metric exporters (temporality, aggregation)."""
     common: dict[str, Any] = {
         "endpoint": target.endpoint,
@@ -47,14 +53,20 @@ def otlp_exporter(signal: Signal, target: ExporterTarget, meter_provider: MeterP
         return OTLPLogExporter(**common)
     common["compression"] = _http_compression(target.compression)
     if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpSpanExporter,
+        )
 
         return HttpSpanExporter(**common)
     if signal == "metrics":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpMetricExporter,
+        )
 
         return HttpMetricExporter(**common, **extra)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+        OTLPLogExporter as HttpLogExporter,
+    )
 
     return HttpLogExporter(**common)
 

@@ -52,7 +52,9 @@ def instrument_installed(
             instrumentor = ep.load()()
             if instrumentor.is_instrumented_by_opentelemetry:
                 continue
-            instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, skip_dep_check=True)
+            instrumentor.instrument(
+                tracer_provider=tracer_provider, meter_provider=meter_provider, skip_dep_check=True
+            )
             done.append(ep.name)
         except Exception as exc:  # one bad instrumentation must not stop the service or the others
             _log.warning("instrumentation %s failed and was skipped: %s", ep.name, exc)

@@ -216,7 +216,9 @@ def init(**arguments: Any) -> Telemetry:
         if foreign:
             return _adopt_foreign(settings, attributes, redactor)
         _instrumentation.opt_into_stable_http_semconv()
-        process_resource = ProcessResource(_resource.build_resource(attributes, _resource.new_instance_id()))
+        process_resource = ProcessResource(
+            _resource.build_resource(attributes, _resource.new_instance_id())
+        )
         drops = DropReporter()
         providers = build_providers(settings, process_resource, drops, redactor, _sinks)
         handle = Telemetry(
@@ -280,7 +282,9 @@ def _after_fork_in_child() -> None:
     handle = _state
     if handle is None or handle._process_resource is None:
         return
-    handle._process_resource.current = _resource.build_resource(handle._base_attributes, _resource.new_instance_id())
+    handle._process_resource.current = _resource.build_resource(
+        handle._base_attributes, _resource.new_instance_id()
+    )
     handle._drops._lock = threading.Lock()
     handle._rate_limit._lock = threading.Lock()
 

@@ -59,7 +59,13 @@ _SEVERITY: Final = {
 }
 #: Loggers whose records are printed but never exported: exporting the exporter's own complaints
 #: while the collector is down would feed the failure back into itself.
-INTERNAL_LOGGER_PREFIXES: Final = ("opentelemetry", "platform_obs.export", "grpc", "urllib3", "requests")
+INTERNAL_LOGGER_PREFIXES: Final = (
+    "opentelemetry",
+    "platform_obs.export",
+    "grpc",
+    "urllib3",
+    "requests",
+)
 _MARK_INTERNAL: Final = "_platform_obs_internal"
 
 
@@ -82,16 +88,19 @@ class _UtcClock:
 
 
 class PlatformFields:
-    """Level, UTC timestamp, service fields, W3C trace ids (inside a valid span only), redaction."""
+    """Level, UTC timestamp, service fields, W3C trace ids (inside a valid span only), redaction,
+    and exceptions as structured data: one pass, because each processor call has a fixed cost."""
 
-    __slots__ = ("_clock", "_redactor", "_service")
+    __slots__ = ("_clock", "_ids", "_redactor", "_service")
 
     def __init__(self, service_fields: Mapping[str, str], redactor: Redactor) -> None:
-        self._service = dict(service_fields)
+        self._service = tuple(service_fields.items())
         self._redactor = redactor
         self._clock = _UtcClock()
+        # (span_id, trace_id hex, span_id hex) of the last span seen: many lines share a span.
+        self._ids: tuple[int, str, str] = (0, "", "")
 
-    def __call__(self, _logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
         is_sensitive = self._redactor.is_sensitive
         for key, value in event_dict.items():
             if is_sensitive(key):
@@ -100,16 +109,28 @@ class PlatformFields:
                 self._redactor.redact_in_place(value)
         if F.level not in event_dict:
             event_dict[F.level] = _METHOD_TO_LEVEL.get(method_name, method_name)
-        if F.logger not in event_dict and (name := getattr(_logger, "name", None)):
+        if F.logger not in event_dict and (name := getattr(logger, "name", None)):
             event_dict[F.logger] = name
         if F.timestamp not in event_dict:
             event_dict[F.timestamp] = self._clock.iso()
-        for key, value in self._service.items():
-            event_dict.setdefault(key, value)
+        for key, value in self._service:
+            if key not in event_dict:
+                event_dict[key] = value
         ctx = trace_api.get_current_span().get_span_context()
         if ctx.is_valid:
-            event_dict[F.trace_id] = format(ctx.trace_id, "032x")
-            event_dict[F.span_id] = format(ctx.span_id, "016x")
+            ids = self._ids
+            if ids[0] != ctx.span_id:
+                ids = self._ids = (
+                    ctx.span_id,
+                    format(ctx.trace_id, "032x"),
+                    format(ctx.span_id, "016x"),
+                )
+            event_dict[F.trace_id] = ids[1]
+            event_dict[F.span_id] = ids[2]
+        if "exc_info" in event_dict:
+            if method_name == "exception" and event_dict["exc_info"] is True:
+                event_dict["exc_info"] = sys.exc_info()
+            return _format_exception(logger, method_name, event_dict)
         return event_dict
 
 
@@ -117,15 +138,6 @@ class PlatformFields:
 _format_exception = structlog.processors.ExceptionRenderer(
     structlog.processors.ExceptionDictTransformer(show_locals=False)
 )
-
-
-def structured_exceptions(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
-    """``exc_info`` -> a structured ``exception`` field (only when there is one: the common case is free)."""
-    if "exc_info" in event_dict:
-        if method_name == "exception" and event_dict["exc_info"] is True:
-            event_dict["exc_info"] = sys.exc_info()
-        return _format_exception(logger, method_name, event_dict)
-    return event_dict
 
 
 # Fields the LogRecord carries natively (body, severity, time, context) or the resource already has.
@@ -187,11 +199,16 @@ def drop_internal_marker(_logger: Any, _method_name: str, event_dict: EventDict)
 
 
 def _json_default(value: Any) -> Any:
-    return repr(value) if not isinstance(value, (set, frozenset)) else sorted(map(str, value))
+    return sorted(map(str, value)) if isinstance(value, (set, frozenset)) else repr(value)
+
+
+# Built once: json.dumps() with any option builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
 
 
 def json_renderer(_logger: Any, _method_name: str, event_dict: EventDict) -> str:
-    return json.dumps(event_dict, default=_json_default, ensure_ascii=False)
+    event_dict.pop(_MARK_INTERNAL, None)
+    return _ENCODER.encode(event_dict)
 
 
 class StdoutWriter:
@@ -243,11 +260,12 @@ def build_processors(
     chain: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         PlatformFields(service_fields, redactor),
-        structured_exceptions,
     ]
     if otlp is not None:
         chain.append(otlp)
-    chain += [drop_internal_marker, renderer]
+    if renderer is not json_renderer:  # the JSON renderer drops the marker itself
+        chain.append(drop_internal_marker)
+    chain.append(renderer)
     return chain
 
 
@@ -261,7 +279,9 @@ _STD_RECORD_KEYS: Final = frozenset(
 class StdlibBridge(logging.Handler):
     """Root handler: stdlib records (third-party libraries) go through the same processors."""
 
-    def __init__(self, processors: list[Processor], level: int, rate_limit: RateLimitFilter) -> None:
+    def __init__(
+        self, processors: list[Processor], level: int, rate_limit: RateLimitFilter
+    ) -> None:
         super().__init__(level)
         self._processors = processors
         self._rate_limit = rate_limit
@@ -283,7 +303,11 @@ class StdlibBridge(logging.Handler):
                 F.logger: record.name,
                 F.timestamp: self._clock.iso(record.created),
             }
-            event.update((k, v) for k, v in vars(record).items() if k not in _STD_RECORD_KEYS and k[:1] != "_")
+            event.update(
+                (k, v)
+                for k, v in vars(record).items()
+                if k not in _STD_RECORD_KEYS and k[:1] != "_"
+            )
             if record.exc_info and record.exc_info[0] is not None:
                 event["exc_info"] = record.exc_info
             if internal:
@@ -349,7 +373,8 @@ def install(
     for handler in list(root.handlers):
         stream = getattr(handler, "stream", None)
         if isinstance(handler, StdlibBridge) or (
-            type(handler) is logging.StreamHandler and stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+            type(handler) is logging.StreamHandler
+            and stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
         ):
             root.removeHandler(handler)
     bridge = StdlibBridge(processors, numeric, rate_limit)

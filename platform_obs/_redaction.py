@@ -46,7 +46,9 @@ class Redactor:
     __slots__ = ("_cache", "_patterns")
 
     def __init__(self, extra_keys: Iterable[str] = ()) -> None:
-        self._patterns = tuple(dict.fromkeys((*DEFAULT_SENSITIVE_PATTERNS, *(_normalise(k) for k in extra_keys))))
+        self._patterns = tuple(
+            dict.fromkeys((*DEFAULT_SENSITIVE_PATTERNS, *(_normalise(k) for k in extra_keys)))
+        )
         self._cache: dict[str, bool] = {}
 
     def is_sensitive(self, key: str) -> bool:
@@ -74,7 +76,9 @@ class Redactor:
         return {k: (REDACTED if self.is_sensitive(k) else v) for k, v in data.items()}
 
 
-def redact_mapping(data: dict[str, Any], extra_keys: Iterable[str] = (), all_values: bool = False) -> dict[str, Any]:
+def redact_mapping(
+    data: dict[str, Any], extra_keys: Iterable[str] = (), all_values: bool = False
+) -> dict[str, Any]:
     """A printable copy of ``data``: sensitive keys (or, with ``all_values``, every value) hidden."""
     if all_values:
         return {k: REDACTED for k in data}

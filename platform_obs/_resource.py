@@ -27,7 +27,13 @@ K8S_ENV: Mapping[str, tuple[str, ...]] = {
     "k8s.deployment.name": ("K8S_DEPLOYMENT_NAME",),
 }
 #: Variables CI systems and build tools set with the commit being run.
-VCS_REVISION_ENV: tuple[str, ...] = ("PLATFORM_OBS_VCS_REVISION", "GIT_COMMIT", "SOURCE_COMMIT", "VCS_REF", "GITHUB_SHA")
+VCS_REVISION_ENV: tuple[str, ...] = (
+    "PLATFORM_OBS_VCS_REVISION",
+    "GIT_COMMIT",
+    "SOURCE_COMMIT",
+    "VCS_REF",
+    "GITHUB_SHA",
+)
 
 UNKNOWN_SERVICE_PREFIX = "unknown_service"
 
@@ -54,7 +60,9 @@ def new_instance_id() -> str:
     return str(uuid.uuid4())
 
 
-def base_attributes(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str | int]:
+def base_attributes(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> dict[str, str | int]:
     """All resource attributes except ``service.instance.id`` (which is per process)."""
     environ = os.environ if environ is None else environ
     attrs: dict[str, str | int] = {

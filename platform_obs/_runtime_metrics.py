@@ -52,8 +52,14 @@ def register(meter: Meter) -> None:
     m = c.PROCESS_CPU_TIME
     meter.create_observable_counter(m.name, [_cpu_time], unit=m.unit, description=m.description)
     m = c.PROCESS_MEMORY_USAGE
-    meter.create_observable_up_down_counter(m.name, [_memory], unit=m.unit, description=m.description)
+    meter.create_observable_up_down_counter(
+        m.name, [_memory], unit=m.unit, description=m.description
+    )
     m = c.PROCESS_THREAD_COUNT
-    meter.create_observable_up_down_counter(m.name, [_threads], unit=m.unit, description=m.description)
+    meter.create_observable_up_down_counter(
+        m.name, [_threads], unit=m.unit, description=m.description
+    )
     m = c.CPYTHON_GC_COLLECTIONS
-    meter.create_observable_counter(m.name, [_gc_collections], unit=m.unit, description=m.description)
+    meter.create_observable_counter(
+        m.name, [_gc_collections], unit=m.unit, description=m.description
+    )

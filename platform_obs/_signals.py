@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    SimpleLogRecordProcessor,
+)
 from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
@@ -45,9 +49,13 @@ def conventions_views() -> list[View]:
     (full URLs, peer addresses, user agents) that some instrumentations add."""
     views = []
     for metric in (c.HTTP_SERVER_REQUEST_DURATION, c.HTTP_SERVER_ACTIVE_REQUESTS):
-        aggregation = ExplicitBucketHistogramAggregation(list(metric.buckets)) if metric.buckets else None
+        aggregation = (
+            ExplicitBucketHistogramAggregation(list(metric.buckets)) if metric.buckets else None
+        )
         kwargs: dict[str, Any] = {"aggregation": aggregation} if aggregation else {}
-        views.append(View(instrument_name=metric.name, attribute_keys=set(metric.attributes), **kwargs))
+        views.append(
+            View(instrument_name=metric.name, attribute_keys=set(metric.attributes), **kwargs)
+        )
     return views
 
 
@@ -86,7 +94,9 @@ def build_meter_provider(
             "preferred_aggregation": second_scale_histograms(),
         }
         if kind == "otlp":
-            inner = _exporters.otlp_exporter("metrics", exporter_target(settings, "metrics"), None, **preferences)
+            inner = _exporters.otlp_exporter(
+                "metrics", exporter_target(settings, "metrics"), None, **preferences
+            )
         else:
             inner = _exporters.console_exporter("metrics", **preferences)
         exporter = ResourceMetricExporter(inner, resource, drops, **preferences)
@@ -103,7 +113,7 @@ def build_meter_provider(
 
         promoted = set(c.PROMOTED_RESOURCE_ATTRIBUTES)
         readers.append(PrometheusMetricReader(resource_attribute_filter=promoted.__contains__))
-        server, thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
+        server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
         closers.append(server.shutdown)
     provider = MeterProvider(
         metric_readers=readers,
@@ -133,7 +143,9 @@ def build_tracer_provider(
     )
     processor: SpanProcessor | None = None
     if sinks is not None:
-        processor = SimpleSpanProcessor(RedactingSpanExporter(sinks.span_exporter, redactor, resource, drops))
+        processor = SimpleSpanProcessor(
+            RedactingSpanExporter(sinks.span_exporter, redactor, resource, drops)
+        )
     elif settings.traces_exporter != "none":
         inner = (
             _exporters.otlp_exporter("traces", exporter_target(settings, "traces"), meter_provider)
@@ -144,7 +156,9 @@ def build_tracer_provider(
             RedactingSpanExporter(inner, redactor, resource, drops),
             max_queue_size=settings.bsp_max_queue_size,
             schedule_delay_millis=settings.bsp_schedule_delay * 1000,
-            max_export_batch_size=min(settings.bsp_max_export_batch_size, settings.bsp_max_queue_size),
+            max_export_batch_size=min(
+                settings.bsp_max_export_batch_size, settings.bsp_max_queue_size
+            ),
             export_timeout_millis=settings.bsp_export_timeout * 1000,
             meter_provider=meter_provider,
         )
@@ -163,7 +177,9 @@ def build_logger_provider(
     provider = LoggerProvider(resource=resource.original, shutdown_on_exit=False)
     processor: LogRecordProcessor | None = None
     if sinks is not None:
-        processor = SimpleLogRecordProcessor(ResourceLogExporter(sinks.log_exporter, resource, drops))
+        processor = SimpleLogRecordProcessor(
+            ResourceLogExporter(sinks.log_exporter, resource, drops)
+        )
     elif settings.logs_exporter != "none":
         inner = (
             _exporters.otlp_exporter("logs", exporter_target(settings, "logs"), meter_provider)
@@ -174,7 +190,9 @@ def build_logger_provider(
             ResourceLogExporter(inner, resource, drops),
             max_queue_size=settings.blrp_max_queue_size,
             schedule_delay_millis=settings.blrp_schedule_delay * 1000,
-            max_export_batch_size=min(settings.blrp_max_export_batch_size, settings.blrp_max_queue_size),
+            max_export_batch_size=min(
+                settings.blrp_max_export_batch_size, settings.blrp_max_queue_size
+            ),
             export_timeout_millis=settings.blrp_export_timeout * 1000,
             meter_provider=meter_provider,
         )
@@ -184,7 +202,11 @@ def build_logger_provider(
 
 
 def build_providers(
-    settings: Settings, resource: ProcessResource, drops: DropReporter, redactor: Redactor, sinks: Sinks | None
+    settings: Settings,
+    resource: ProcessResource,
+    drops: DropReporter,
+    redactor: Redactor,
+    sinks: Sinks | None,
 ) -> Providers:
     meter, closers = build_meter_provider(settings, resource, drops, sinks)
     try:
@@ -192,7 +214,9 @@ def build_providers(
         if settings.runtime_metrics:
             _runtime_metrics.register(meter_obj)
         dropped = meter_obj.create_counter(
-            c.TELEMETRY_DROPPED.name, unit=c.TELEMETRY_DROPPED.unit, description=c.TELEMETRY_DROPPED.description
+            c.TELEMETRY_DROPPED.name,
+            unit=c.TELEMETRY_DROPPED.unit,
+            description=c.TELEMETRY_DROPPED.description,
         )
         drops.record = lambda signal, n: dropped.add(n, {c.SIGNAL: signal})
         tracer = build_tracer_provider(settings, resource, drops, redactor, meter, sinks)
@@ -203,4 +227,3 @@ def build_providers(
             close()
         raise
     return Providers(tracer, meter, logger, closers)
-

@@ -64,7 +64,9 @@ def start_service(code: str, env: dict[str, str] | None = None) -> subprocess.Po
     )
 
 
-def run_service(code: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None) -> Finished:
+def run_service(
+    code: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
+) -> Finished:
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=_environ(env),

@@ -22,7 +22,14 @@ from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
-from opentelemetry.sdk.metrics import Counter, Histogram, ObservableCounter, ObservableGauge, ObservableUpDownCounter, UpDownCounter
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, Metric
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -34,7 +41,14 @@ __all__ = ["CapturedTelemetry", "MetricPoint", "capture"]
 
 _DELTA = {
     kind: AggregationTemporality.DELTA
-    for kind in (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter, ObservableGauge)
+    for kind in (
+        Counter,
+        UpDownCounter,
+        Histogram,
+        ObservableCounter,
+        ObservableUpDownCounter,
+        ObservableGauge,
+    )
 }
 
 
@@ -59,7 +73,9 @@ class CapturedTelemetry:
         self._spans = InMemorySpanExporter()
         self._logs = InMemoryLogRecordExporter()
         # Delta temporality: each test sees only its own measurements.
-        self._reader = InMemoryMetricReader(preferred_temporality=_DELTA, preferred_aggregation=second_scale_histograms())
+        self._reader = InMemoryMetricReader(
+            preferred_temporality=_DELTA, preferred_aggregation=second_scale_histograms()
+        )
         self._points: list[MetricPoint] = []
         self.sinks = Sinks(self._spans, self._logs, self._reader)
 
@@ -81,7 +97,9 @@ class CapturedTelemetry:
         found = self.spans(name)
         if len(found) != 1:
             names = sorted({s.name for s in self.spans()})
-            raise AssertionError(f"expected exactly one span {name!r}, found {len(found)}; spans seen: {names}")
+            raise AssertionError(
+                f"expected exactly one span {name!r}, found {len(found)}; spans seen: {names}"
+            )
         return found[0]
 
     def children(self, parent: ReadableSpan) -> list[ReadableSpan]:
@@ -111,7 +129,9 @@ class CapturedTelemetry:
         found = self.logs(event)
         if len(found) != 1:
             seen = sorted({str(e["event"]) for e in self.logs()})
-            raise AssertionError(f"expected exactly one log {event!r}, found {len(found)}; events seen: {seen}")
+            raise AssertionError(
+                f"expected exactly one log {event!r}, found {len(found)}; events seen: {seen}"
+            )
         return found[0]
 
     # --- metrics ---------------------------------------------------------------------------------
@@ -134,7 +154,10 @@ class CapturedTelemetry:
 
     def metric_sum(self, name: str, **attributes: Any) -> float:
         """Sum of a counter's increments (or a histogram's count) in this test, filtered by attributes."""
-        return sum((p.value if p.value is not None else p.count or 0) for p in self.metric_points(name, **attributes))
+        return sum(
+            (p.value if p.value is not None else p.count or 0)
+            for p in self.metric_points(name, **attributes)
+        )
 
     def metric_names(self) -> set[str]:
         return {p.name for p in self._collect()}

@@ -10,7 +10,11 @@ from platform_obs.testing import CapturedTelemetry, capture
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("platform_obs_service_name", "service.name used by the telemetry fixture", default="test-service")
+    parser.addini(
+        "platform_obs_service_name",
+        "service.name used by the telemetry fixture",
+        default="test-service",
+    )
 
 
 @pytest.fixture

@@ -54,7 +54,10 @@ def test_failed_init_leaves_nothing_configured() -> None:
         env={"OTEL_TRACES_SAMPLER_ARG": "1.5"},
     )
     assert done.returncode == 0, done.stderr
-    assert done.marker("error") == "environment variable OTEL_TRACES_SAMPLER_ARG has invalid value '1.5': expected a number between 0 and 1"
+    assert (
+        done.marker("error")
+        == "environment variable OTEL_TRACES_SAMPLER_ARG has invalid value '1.5': expected a number between 0 and 1"
+    )
     assert done.marker("proxy") == "ProxyTracerProvider"
     assert done.marker("handlers") == "0"
 
@@ -74,7 +77,10 @@ def test_sdk_disabled_is_a_working_noop_that_still_prints_logs() -> None:
         print(f"threads={threading.active_count() - before}")
         print(f"shutdown={handle.shutdown()}")
         """,
-        env={"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"},
+        env={
+            "OTEL_SDK_DISABLED": "true",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
+        },
     )
     assert done.returncode == 0, done.stderr
     assert done.marker("disabled") == "True"
@@ -122,7 +128,11 @@ def test_forked_child_exports_on_fresh_threads_with_its_own_instance_id() -> Non
         for span in receiver.spans():
             by_name.setdefault(span.name, []).append(span)
         # Nothing lost, nothing duplicated: each span exactly once.
-        assert {n: len(s) for n, s in by_name.items()} == {"before-fork": 1, "in-child": 1, "after-fork": 1}
+        assert {n: len(s) for n, s in by_name.items()} == {
+            "before-fork": 1,
+            "in-child": 1,
+            "after-fork": 1,
+        }
         parent_id = done.marker("parent_id")
         assert by_name["before-fork"][0].resource[c.SERVICE_INSTANCE_ID] == parent_id
         assert by_name["after-fork"][0].resource[c.SERVICE_INSTANCE_ID] == parent_id
@@ -131,7 +141,11 @@ def test_forked_child_exports_on_fresh_threads_with_its_own_instance_id() -> Non
         logs = {entry.body: entry for entry in receiver.logs()}
         assert logs["child line"].resource[c.SERVICE_INSTANCE_ID] == child_id
         assert [e.body for e in receiver.logs()].count("parent line") == 1
-        child_orders = [m for m in receiver.metric("orders.placed") if m.resource[c.SERVICE_INSTANCE_ID] == child_id]
+        child_orders = [
+            m
+            for m in receiver.metric("orders.placed")
+            if m.resource[c.SERVICE_INSTANCE_ID] == child_id
+        ]
         assert child_orders and child_orders[-1].points[0].value == 1
 
 
@@ -170,7 +184,9 @@ def _loop(env: dict[str, str]) -> dict[str, float]:
     assert done.returncode == 0, done.stderr
     # No flood: whatever the SDK says about failing exports fits in a handful of lines.
     assert len(done.stderr.splitlines()) < 20, done.stderr
-    stats = {k: float(done.marker(k)) for k in ("median_us", "p99_us", "max_ms", "shutdown_s", "dropped")}
+    stats = {
+        k: float(done.marker(k)) for k in ("median_us", "p99_us", "max_ms", "shutdown_s", "dropped")
+    }
     complaints = [e for e in done.json_lines if e.get("level") in ("warning", "error")]
     stats["complaints"] = len(complaints)
     return stats
@@ -184,8 +200,14 @@ def test_collector_trouble_never_blocks_raises_or_floods(collector: str) -> None
         if collector == "nothing-listening":
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
         # Small queues and a short schedule so the loop really overflows them while the collector is out.
-        env.update({"OTEL_BSP_MAX_QUEUE_SIZE": "256", "OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_BLRP_MAX_QUEUE_SIZE": "256",
-                    "OTEL_EXPORTER_OTLP_TIMEOUT": "1000"})
+        env.update(
+            {
+                "OTEL_BSP_MAX_QUEUE_SIZE": "256",
+                "OTEL_BSP_SCHEDULE_DELAY": "50",
+                "OTEL_BLRP_MAX_QUEUE_SIZE": "256",
+                "OTEL_EXPORTER_OTLP_TIMEOUT": "1000",
+            }
+        )
         down = _loop(env)
     # A blocking export would show up as milliseconds-to-seconds per call; the bound is generous
     # (this machine is shared) but orders of magnitude below an export timeout.

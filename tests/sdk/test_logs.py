@@ -35,16 +35,27 @@ def test_one_json_line_per_event_from_structlog_and_stdlib() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # basicConfig's stderr handler was replaced, not kept beside ours
     lines = done.json_lines
-    assert [e["event"] for e in lines] == ["outside span", "inside span", "lib says hi", "lookup failed", "lib failed"]
+    assert [e["event"] for e in lines] == [
+        "outside span",
+        "inside span",
+        "lib says hi",
+        "lookup failed",
+        "lib failed",
+    ]
     assert len(done.stdout.strip().splitlines()) == len(lines)  # nothing else, nothing twice
     for entry in lines:
         assert entry["service"] == "checkout" and entry["env"] == "prod"
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", entry["timestamp"])
     by_event = {e["event"]: e for e in lines}
-    assert by_event["outside span"]["logger"] == "checkout.api" and by_event["outside span"]["level"] == "info"
+    assert (
+        by_event["outside span"]["logger"] == "checkout.api"
+        and by_event["outside span"]["level"] == "info"
+    )
     assert "trace_id" not in by_event["outside span"] and "span_id" not in by_event["outside span"]
     inside = by_event["inside span"]
-    assert re.fullmatch(r"[0-9a-f]{32}", inside["trace_id"]) and re.fullmatch(r"[0-9a-f]{16}", inside["span_id"])
+    assert re.fullmatch(r"[0-9a-f]{32}", inside["trace_id"]) and re.fullmatch(
+        r"[0-9a-f]{16}", inside["span_id"]
+    )
     lib = by_event["lib says hi"]
     assert (lib["logger"], lib["level"], lib["rows"]) == ("thirdparty.lib", "info", 2)
     assert lib["trace_id"] == inside["trace_id"]
@@ -59,7 +70,9 @@ def test_sensitive_keys_are_redacted_in_log_lines() -> None:
     assert inside["headers"] == {"Authorization": "[REDACTED]", "accept": "json"}
     assert inside["amount"] == 3
     assert by_event["lib says hi"]["db_password"] == "[REDACTED]"
-    assert "hunter2" not in done.stdout and "Bearer x" not in done.stdout and "DE00" not in done.stdout
+    assert (
+        "hunter2" not in done.stdout and "Bearer x" not in done.stdout and "DE00" not in done.stdout
+    )
 
 
 def test_exceptions_are_structured_data_without_locals() -> None:

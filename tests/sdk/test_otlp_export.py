@@ -77,7 +77,12 @@ def test_three_signals_reach_the_collector(receiver: OtlpReceiver, protocol: str
         assert set(point.attributes) <= set(c.HTTP_SERVER_REQUEST_DURATION.attributes)
     assert metric.resource[c.SERVICE_NAME] == "checkout"
     names = {m.name for m in receiver.metrics()}
-    for runtime in (c.PROCESS_CPU_TIME, c.PROCESS_MEMORY_USAGE, c.PROCESS_THREAD_COUNT, c.CPYTHON_GC_COLLECTIONS):
+    for runtime in (
+        c.PROCESS_CPU_TIME,
+        c.PROCESS_MEMORY_USAGE,
+        c.PROCESS_THREAD_COUNT,
+        c.CPYTHON_GC_COLLECTIONS,
+    ):
         assert runtime.name in names
 
     # Logs: LogRecords whose attributes are the event fields, with the trace of the request.

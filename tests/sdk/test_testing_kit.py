@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-USER_TESTS = '''
+USER_TESTS = """
 import logging
 import platform_obs
 from opentelemetry import metrics, trace
@@ -53,7 +53,7 @@ def test_helpers_fail_with_a_useful_message(telemetry):
         assert "spans seen: ['charge', 'place_order']" in str(exc)
     else:
         raise AssertionError("span() should have failed")
-'''
+"""
 
 
 def test_fixture_captures_and_isolates_per_test(pytester: pytest.Pytester) -> None:
@@ -64,14 +64,14 @@ def test_fixture_captures_and_isolates_per_test(pytester: pytest.Pytester) -> No
 
 def test_fixture_detects_a_failing_expectation(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_user='''
+        test_user="""
 from opentelemetry import trace
 
 def test_wrong(telemetry):
     with trace.get_tracer("t").start_as_current_span("real"):
         pass
     assert telemetry.span("real").attributes.get("missing") == 1
-'''
+"""
     )
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
