@@ -327,13 +327,11 @@ class Grafana:
     def _search(self, **params: Any) -> Iterator[dict[str, Any]]:
         page = 1
         while True:
-            batch = self._call(
-                "search",
-                "/api/search",
-                lambda p=page: self._api.search.search_dashboards(
-                    limit=SEARCH_PAGE_SIZE, page=p, **params
-                ),
-            )
+
+            def fetch(p: int = page) -> list[dict[str, Any]]:
+                return self._api.search.search_dashboards(limit=SEARCH_PAGE_SIZE, page=p, **params)
+
+            batch = self._call("search", "/api/search", fetch)
             yield from batch
             if len(batch) < SEARCH_PAGE_SIZE:
                 return

@@ -353,7 +353,7 @@ def _plan_dashboards(
     for d in rendered.dashboards:
         declared.add(d.uid)
         model = desired_dashboard(d)
-        payload = {"dashboard": model, "folderUid": d.folder_uid}
+        payload: dict[str, Any] = {"dashboard": model, "folderUid": d.folder_uid}
         hit = hits.get(d.uid)
         if hit is None:
             out.append(Change("create", "dashboard", d.uid, d.service, d.title, payload=payload))
@@ -369,8 +369,11 @@ def _plan_dashboards(
             continue
         live_model = live.get("dashboard") or {}
         live_folder = (live.get("meta") or {}).get("folderUid") or ""
-        before = {"folderUid": live_folder, "dashboard": normalise_dashboard(live_model)}
-        after = {"folderUid": d.folder_uid, "dashboard": normalise_dashboard(model)}
+        before: dict[str, Any] = {
+            "folderUid": live_folder,
+            "dashboard": normalise_dashboard(live_model),
+        }
+        after: dict[str, Any] = {"folderUid": d.folder_uid, "dashboard": normalise_dashboard(model)}
         if before == after and same_hash:
             out.append(Change("unchanged", "dashboard", d.uid, d.service, d.title))
             continue
@@ -380,6 +383,10 @@ def _plan_dashboards(
             continue
         # Optimistic locking: a UI edit after this read makes the save fail with 412.
         payload["version"] = live_model.get("version")
+        if before == after:
+            # Same content, stale or missing hash tag: the rewrite only refreshes the tag.
+            before["dashboard"]["tags"] = list(live_model.get("tags") or [])
+            after["dashboard"]["tags"] = list(model["tags"])
         diff = unified_diff(before, after, f"dashboard/{d.uid}")
         out.append(Change("update", "dashboard", d.uid, d.service, d.title, diff, payload=payload))
 

@@ -272,3 +272,10 @@ def test_render_writes_files(tmp_path: Path) -> None:
     result = invoke(None, "render", str(EXAMPLE), "--out", str(out), "--no-promtool")
     assert result.exit_code == 0, result.output
     assert any(out.rglob("*.json"))
+
+
+def test_progress_bar_on_request(grafana: GrafanaDouble, config: Path, build: FakeBuild) -> None:
+    build.result = rendered(5)
+    result = invoke(grafana, "apply", str(config), "--progress")
+    assert result.exit_code == 0, result.output
+    assert "Apply: 16 created" in result.stdout

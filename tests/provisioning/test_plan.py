@@ -151,3 +151,18 @@ def test_file_provisioned_rule_group_is_skipped(grafana: GrafanaDouble) -> None:
     skipped = plan.by_action("skip")
     assert [c.kind for c in skipped] == ["rule_group"]
     assert "file-provisioned" in skipped[0].reason
+
+
+def test_missing_hash_tag_is_refreshed_with_a_visible_diff(grafana: GrafanaDouble) -> None:
+    r = rendered(["a"])
+    assert run(grafana, r).ok
+    client = connect(grafana)
+    live = grafana.dashboards["a-red"]["dashboard"]
+    tags = [t for t in live["tags"] if not t.startswith(HASH_TAG_PREFIX)]
+    client.save_dashboard({**live, "tags": tags}, service_folder_uid("a"), "ui", overwrite=True)
+
+    plan = build_plan(r, client)
+    [update] = plan.by_action("update")
+    assert HASH_TAG_PREFIX in update.diff
+    assert run(grafana, r).ok
+    assert not build_plan(r, client).has_changes
