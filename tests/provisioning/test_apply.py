@@ -374,3 +374,16 @@ def test_service_tag_added_to_dashboards(grafana: GrafanaDouble) -> None:
     assert run(grafana, r).ok
     tags = grafana.dashboards["a-red"]["dashboard"]["tags"]
     assert MANAGER in tags and f"{SERVICE_TAG_PREFIX}a" in tags
+
+
+def test_renamed_folder_is_updated_in_place(grafana: GrafanaDouble) -> None:
+    from platform_obs.provisioning.model import Folder
+
+    r = rendered(["a"])
+    assert run(grafana, r).ok
+    r.folders[0] = Folder(team_folder_uid(), "Payments & Billing")
+    grafana.reset_requests()
+    result = run(grafana, r)
+    assert result.counts()["updated"] == 1
+    assert grafana.folders[team_folder_uid()]["title"] == "Payments & Billing"
+    assert [w.method for w in grafana.writes()] == ["PUT"]
