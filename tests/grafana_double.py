@@ -1343,6 +1343,9 @@ def _provenance_mismatch(provided: str, stored: str, *, change: bool = False) ->
 class _Handler(BaseHTTPRequestHandler):
     owner: GrafanaDouble
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without this, Nagle + delayed ACK add ~40 ms per
+    # request on keep-alive connections.
+    disable_nagle_algorithm = True
     server_version = "Grafana"
     sys_version = ""
 

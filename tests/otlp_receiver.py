@@ -409,6 +409,7 @@ class _HttpServer(ThreadingHTTPServer):
 class _HttpHandler(BaseHTTPRequestHandler):
     server: _HttpServer
     protocol_version = "HTTP/1.1"  # keep-alive, like a collector
+    disable_nagle_algorithm = True  # separate header/body writes: avoid Nagle + delayed-ACK stalls
 
     def setup(self) -> None:
         super().setup()
