@@ -1,0 +1,101 @@
+"""init() beside the rest of the ecosystem: Prometheus pull endpoint, opentelemetry-instrument."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from service_process import REPO, run_service
+
+from platform_obs import conventions as c
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_prometheus_pull_endpoint_serves_conventions_names_with_promoted_labels() -> None:
+    port = _free_port()
+    done = run_service(
+        f"""
+        import sys, urllib.request
+        sys.path.insert(0, {str(REPO / "examples" / "flask_service")!r})
+        import platform_obs
+        platform_obs.init(service_name="checkout", environment="test", team="payments", traces_exporter="none",
+                          logs_exporter="none", metrics_exporter="prometheus", prometheus_host="127.0.0.1",
+                          prometheus_port={port})
+        import app as checkout
+        client = checkout.create_app().test_client()
+        client.get("/orders/1"); client.get("/orders/2?fail=1")
+        print(urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    exposition = done.stdout
+    duration = c.HTTP_SERVER_REQUEST_DURATION
+    # The conventions' Prometheus names are the ones the real exporter writes.
+    for series in (
+        duration.series("bucket"),
+        duration.series("count"),
+        duration.series("sum"),
+        c.PROCESS_CPU_TIME.series(),
+        c.PROCESS_MEMORY_USAGE.series(),
+        c.PROCESS_THREAD_COUNT.series(),
+        c.CPYTHON_GC_COLLECTIONS.series(),
+    ):
+        assert f"\n{series}{{" in exposition, series
+    count_lines = [
+        line for line in exposition.splitlines() if line.startswith(duration.series("count") + "{")
+    ]
+    assert count_lines
+    labels = count_lines[0]
+    for attribute, value in (
+        (c.SERVICE_NAME, "checkout"),
+        (c.DEPLOYMENT_ENVIRONMENT, "test"),
+        (c.TEAM, "payments"),
+    ):
+        assert f'{c.prom_label(attribute)}="{value}"' in labels, labels
+    assert f'{duration.label(c.HTTP_ROUTE)}="/orders/<int:order_id>"' in labels
+    assert 'le="0.005"' in exposition  # second-scale buckets
+
+
+@pytest.mark.skipif(
+    not (Path(sys.executable).parent / "opentelemetry-instrument").exists(),
+    reason="opentelemetry-instrument not installed",
+)
+def test_no_double_instrumentation_after_opentelemetry_instrument() -> None:
+    launcher = str(Path(sys.executable).parent / "opentelemetry-instrument")
+    code = f"""
+import sys
+sys.path.insert(0, {str(REPO / "examples" / "flask_service")!r})
+import platform_obs
+from platform_obs.testing import capture
+telemetry = capture(service_name="checkout", instrument=True)
+print("instrumented=" + ",".join(platform_obs.init(service_name="checkout").instrumented))
+import app as checkout
+checkout.create_app().test_client().get("/orders/1")
+print(f"server_spans={{len(telemetry.spans('GET /orders/<int:order_id>'))}}")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PLATFORM_OBS_"))}
+    env.update(
+        {
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        }
+    )
+    proc = subprocess.run(
+        [launcher, sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    instrumented = next(
+        line for line in proc.stdout.splitlines() if line.startswith("instrumented=")
+    ).split("=")[1]
+    assert "flask" not in instrumented.split(",")
+    assert "server_spans=1" in proc.stdout
