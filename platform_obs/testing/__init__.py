@@ -30,7 +30,13 @@ from opentelemetry.sdk.metrics import (
     ObservableUpDownCounter,
     UpDownCounter,
 )
-from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, Metric
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    HistogramDataPoint,
+    InMemoryMetricReader,
+    Metric,
+    NumberDataPoint,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -39,7 +45,7 @@ from platform_obs._signals import Sinks, second_scale_histograms
 
 __all__ = ["CapturedTelemetry", "MetricPoint", "capture"]
 
-_DELTA = {
+_DELTA: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.DELTA
     for kind in (
         Counter,
@@ -166,7 +172,7 @@ class CapturedTelemetry:
 def _points(metric: Metric) -> Iterator[MetricPoint]:
     for point in metric.data.data_points:
         attrs = dict(point.attributes or {})
-        if hasattr(point, "bucket_counts"):
+        if isinstance(point, HistogramDataPoint):
             yield MetricPoint(
                 metric.name,
                 metric.unit or "",
@@ -176,7 +182,7 @@ def _points(metric: Metric) -> Iterator[MetricPoint]:
                 bucket_counts=tuple(point.bucket_counts),
                 explicit_bounds=tuple(getattr(point, "explicit_bounds", ()) or ()),
             )
-        else:
+        elif isinstance(point, NumberDataPoint):
             yield MetricPoint(metric.name, metric.unit or "", attrs, value=point.value)
 
 
