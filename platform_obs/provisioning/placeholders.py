@@ -22,6 +22,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any
 
 from platform_obs import conventions
@@ -159,8 +160,29 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+_STATIC_KINDS = {"metric": _metric, "label": _label, "log": _log}
+
+
+@lru_cache(maxsize=4096)
+def _expand_static(text: str) -> str:
+    """Expand the placeholders that only depend on the conventions (cached: templates repeat)."""
+
+    def sub(match: re.Match[str]) -> str:
+        resolve = _STATIC_KINDS.get(match.group(1))
+        if resolve is None or match.group(2) is None:
+            return match.group(0)
+        return resolve(match.group(2))
+
+    return PLACEHOLDER.sub(sub, text)
+
+
 def expand(text: str, scope: Scope) -> str:
     """Expand every placeholder of ``text``; raises the first :class:`PlaceholderError`."""
+    if "${" not in text:
+        return text
+    text = _expand_static(text)
+    if "${" not in text:
+        return text
 
     def sub(match: re.Match[str]) -> str:
         value = _resolve(match.group(1), match.group(2), scope)

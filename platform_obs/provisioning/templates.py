@@ -18,7 +18,7 @@ from typing import Any
 
 from platform_obs.provisioning import durations
 from platform_obs.provisioning.model import Problem, ValidationFailed
-from platform_obs.provisioning.placeholders import PlaceholderError, Scope, expand
+from platform_obs.provisioning.placeholders import PLACEHOLDER, PlaceholderError, Scope, expand
 from platform_obs.provisioning.reader import Reader
 from platform_obs.provisioning.yamlsrc import Located, join, parse
 
@@ -124,6 +124,13 @@ class DashboardTemplate:
 
     def panel_ids(self) -> dict[str, int]:
         """Numeric panel ids by panel key: rows and panels numbered in file order, from 1."""
+        cached = self.__dict__.get("_panel_ids")
+        if cached is None:
+            cached = self._number_panels()
+            object.__setattr__(self, "_panel_ids", cached)  # frozen: cache by hand
+        return cached
+
+    def _number_panels(self) -> dict[str, int]:
         ids: dict[str, int] = {}
         next_id = 1
         for row in self.rows:
@@ -351,10 +358,11 @@ def _probe(reader: Reader, path: str, text: Any, scope: Scope) -> None:
     """Expand ``text`` once with sample values so unknown names are reported at load time."""
     if not isinstance(text, str):
         return
-    try:
-        expand(text, scope)
-    except PlaceholderError as exc:
-        reader.problem(path, str(exc), exc.placeholder, exc.expected)
+    for match in PLACEHOLDER.finditer(text):  # one by one, to report every bad name
+        try:
+            expand(match.group(0), scope)
+        except PlaceholderError as exc:
+            reader.problem(path, str(exc), exc.placeholder, exc.expected)
 
 
 def _sample_scope(

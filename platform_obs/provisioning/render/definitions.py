@@ -15,7 +15,13 @@ from platform_obs.provisioning.placeholders import Scope, expand, expand_value
 from platform_obs.provisioning.render.dashboards import dashboard_uid, selected_dashboards
 from platform_obs.provisioning.render.scope import base_values, slo_values
 from platform_obs.provisioning.spec import ServiceSpec
-from platform_obs.provisioning.templates import AlertTemplate, BurnRate, RuleTemplate, Templates
+from platform_obs.provisioning.templates import (
+    AlertTemplate,
+    BurnRate,
+    DashboardTemplate,
+    RuleTemplate,
+    Templates,
+)
 
 #: Grafana threshold evaluator per comparison.
 EVALUATORS = {">": "gt", "<": "lt", ">=": "gt", "<=": "lt"}
@@ -123,13 +129,17 @@ def _truthy(value: Any) -> bool:
 
 
 def template_alerts(
-    spec: ServiceSpec, template: AlertTemplate, templates: Templates
+    spec: ServiceSpec,
+    template: AlertTemplate,
+    templates: Templates,
+    boards: dict[str, DashboardTemplate] | None = None,
 ) -> list[AlertDefinition]:
     params = resolve_params(spec, template)
     scope = alert_scope(spec, template, params)
     if params["runbook_url"] is None:
         params["runbook_url"] = expand(template.runbook_url, scope)
-    boards = {t.id: t for t in selected_dashboards(spec, templates)}
+    if boards is None:
+        boards = {t.id: t for t in selected_dashboards(spec, templates)}
     out = []
     for rule in template.rules:
         if not _truthy(expand_value(rule.enabled, scope)):
@@ -229,7 +239,8 @@ def custom_alerts(spec: ServiceSpec) -> list[AlertDefinition]:
 def resolve_alerts(spec: ServiceSpec, templates: Templates) -> list[AlertDefinition]:
     """Every alert of a service: template rules (in template order), then custom alerts."""
     out: list[AlertDefinition] = []
+    boards = {t.id: t for t in selected_dashboards(spec, templates)}
     for template in applicable_templates(spec, templates):
-        out.extend(template_alerts(spec, template, templates))
+        out.extend(template_alerts(spec, template, templates, boards))
     out.extend(custom_alerts(spec))
     return out

@@ -1,0 +1,184 @@
+"""Offline validation: PromQL, Grafana rule constraints, variables, duplicates, promtool mapping."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+from fixtures_render import EXAMPLE, config, write
+
+from platform_obs.provisioning import validate
+from platform_obs.provisioning.model import (
+    PrometheusRuleFile,
+    Rendered,
+    RuleGroup,
+    ValidationFailed,
+)
+from platform_obs.provisioning.pipeline import build, render_all
+from platform_obs.provisioning.spec import load_specs
+from platform_obs.provisioning.templates import load_templates
+
+
+def test_macros_and_variables_are_substituted_before_parsing() -> None:
+    expr = (
+        'sum(rate(http_server_request_duration_seconds_count{service_name="$service", '
+        'deployment_environment_name=~"${env:regex}"}[$__rate_interval])) / $__range_s'
+    )
+    assert validate.check_promql(expr, strict_names=True) == []
+
+
+@pytest.mark.parametrize(
+    ("expr", "strict", "words"),
+    [
+        ("sum(rate(http_server_request_duration_seconds_count[5m])", True, "invalid PromQL"),
+        ("rate(http_server_request_duration_seconds_count)", True, "expected type matrix"),
+        ("sum(rate(http_requests_total[5m]))", True, "not in the conventions"),
+        (
+            'sum(rate(http_server_request_duration_seconds_count{http_rout="/"}[5m]))',
+            True,
+            "did you mean 'http_route'",
+        ),
+    ],
+)
+def test_check_promql_finds_problems(expr: str, strict: bool, words: str) -> None:
+    problems = validate.check_promql(expr, strict_names=strict)
+    assert problems and words in problems[0][0] + problems[0][2]
+
+
+def test_custom_expressions_only_need_valid_syntax() -> None:
+    assert validate.check_promql("sum(rate(my_own_metric_total[5m])) > 1", strict_names=False) == []
+    assert validate.check_promql("1", strict_names=False, alert=True)
+
+
+def test_custom_alert_with_bad_promql_names_file_path_and_line(tmp_path: Path) -> None:
+    customs = [
+        {"name": "Fine", "expr": "sum(my_metric_total) > 1", "summary": "ok"},
+        {"name": "Broken", "expr": "sum(rate(my_metric_total[5m]) > 1", "summary": "broken"},
+    ]
+    file = write(tmp_path, config(custom_alerts=customs))
+    with pytest.raises(ValidationFailed) as info:
+        build([file], run_promtool=False)
+    [problem] = info.value.problems
+    assert problem.file == str(file) and problem.path == "custom_alerts[1].expr"
+    assert problem.line is not None and "invalid PromQL" in problem.message
+    assert problem.value == "sum(rate(my_metric_total[5m]) > 1"
+
+
+def _group(**changes: object) -> RuleGroup:
+    rule = {
+        "uid": "ok-uid",
+        "title": "A rule",
+        "condition": "C",
+        "folderUID": "f",
+        "ruleGroup": "g",
+        "for": "5m",
+        "data": [{"refId": "A"}, {"refId": "B"}, {"refId": "C"}],
+        "noDataState": "NoData",
+        "execErrState": "Error",
+        "annotations": {},
+    }
+    bad = {**rule, **changes}
+    return RuleGroup(service="s", folder_uid="f", title="g", interval_seconds=60, rules=(rule, bad))
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"uid": "has space"}, "invalid rule uid"),
+        ({"uid": "x" * 41}, "invalid rule uid"),
+        ({"title": ""}, "1-190"),
+        ({"title": "t" * 191}, "1-190"),
+        ({"condition": "D"}, "condition names no query"),
+        ({"noDataState": "Silence"}, "noDataState"),
+        ({"execErrState": "NoData"}, "execErrState"),
+        ({"annotations": {"__dashboardUid__": "d"}}, "go together"),
+        ({"for": "five"}, "for duration"),
+    ],
+)
+def test_rule_group_constraints(changes: dict, words: str) -> None:
+    problems = validate.check_rule_group(_group(**changes), "svc.yaml")
+    assert [words in p.message for p in problems] == [True], problems
+
+
+def test_rule_group_interval_and_name() -> None:
+    group = dataclasses.replace(_group(), interval_seconds=15, title="")
+    messages = [p.message for p in validate.check_rule_group(group, "svc.yaml")]
+    assert any("multiple of 10" in m for m in messages) and any("1-190" in m for m in messages)
+
+
+def test_all_rule_problems_at_once() -> None:
+    group = _group(uid="bad uid", condition="Z", noDataState="x", execErrState="y")
+    assert len(validate.check_rule_group(group, "svc.yaml")) == 4
+
+
+def test_rendered_dashboard_checks(tmp_path: Path) -> None:
+    specs = load_specs([EXAMPLE])
+    result = render_all(specs, load_templates())
+    board = result.rendered.dashboards[0]
+    target = board.model["panels"][1]["targets"][0]
+    target["expr"] = (
+        target["expr"]
+        .replace("$service", "$servcie")
+        .replace("[$__rate_interval]", "[$__rate_interval]]")
+    )
+    board.model["uid"] = "not a uid"
+    problems = validate.check_rendered(
+        result.rendered, result.definitions, specs, run_promtool=False
+    )
+    messages = " | ".join(p.message for p in problems)
+    assert "unknown dashboard variable" in messages and "invalid PromQL" in messages
+    assert "invalid dashboard uid" in messages
+    variable = next(p for p in problems if "unknown dashboard variable" in p.message)
+    assert variable.file == "dashboards/overview.yaml" and variable.path.startswith(
+        "rows[0].panels[0]"
+    )
+
+
+def test_duplicates_across_services() -> None:
+    specs = load_specs([EXAMPLE])
+    result = render_all(specs, load_templates())
+    rendered = result.rendered
+    twice = Rendered(
+        services=rendered.services,
+        folders=rendered.folders,
+        dashboards=rendered.dashboards + rendered.dashboards[:1],
+        rule_groups=[
+            *rendered.rule_groups,
+            dataclasses.replace(rendered.rule_groups[0], rules=rendered.rule_groups[0].rules[:1]),
+        ],
+    )
+    messages = [
+        p.message
+        for p in validate.check_rendered(twice, result.definitions, specs, run_promtool=False)
+    ]
+    assert any("dashboard uid collides" in m for m in messages)
+    assert any("rule uid is used twice" in m for m in messages)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_errors_map_back_to_the_service_file(tmp_path: Path) -> None:
+    customs = [{"name": "Dup", "expr": "up == 0", "summary": "s", "labels": {"a": "b"}}]
+    file = write(tmp_path, config(custom_alerts=customs))
+    specs = load_specs([file])
+    result = render_all(specs, load_templates())
+    # promtool rejects an invalid label template that the PromQL parser cannot see
+    doc = result.rendered.prometheus_rules[0].document
+    doc["groups"][0]["rules"][-1]["annotations"]["summary"] = "{{ $labels.x "
+    result.rendered.prometheus_rules[0] = PrometheusRuleFile("checkout", doc)
+    problems = validate.promtool_check(
+        result.rendered, result.definitions, {s.name: s for s in specs}
+    )
+    assert problems, "promtool found nothing"
+    [problem] = problems
+    assert (
+        problem.file == str(file)
+        and problem.path == "custom_alerts[0]"
+        and problem.line is not None
+    )
+    assert "promtool" in problem.message and problem.value == "Dup"
+
+
+def test_build_runs_promtool_on_good_output() -> None:
+    assert build([EXAMPLE]).prometheus_rules
