@@ -91,13 +91,15 @@ def build_cases(template: AlertTemplate, templates: Templates) -> list[RuleTest]
                 else {ENV_LABEL: ENVIRONMENT}
             )
             firing.append(rule_id)
-            defn = by_rule.get(rule_id)
-            if defn is None:  # disabled by the case's params: expect it to fire anyway -> fails
-                rule = next(r for r in template.rules if r.id == rule_id)
-                expected[rule.alert].append({"exp_labels": {"alertname": rule.alert, **extra}})
+            rendered = by_rule.get(rule_id)
+            if rendered is None:  # disabled by the case's params: expect it to fire anyway -> fails
+                disabled = next(r for r in template.rules if r.id == rule_id)
+                expected[disabled.alert].append(
+                    {"exp_labels": {"alertname": disabled.alert, **extra}}
+                )
                 continue
-            labels = {**defn.labels, RECEIVER_LABEL: defn.receiver, **extra}
-            expected[defn.alert].append({"exp_labels": dict(sorted(labels.items()))})
+            labels = {**rendered.labels, RECEIVER_LABEL: rendered.receiver, **extra}
+            expected[rendered.alert].append({"exp_labels": dict(sorted(labels.items()))})
         test = {
             "rule_files": [RULES_FILE],
             "evaluation_interval": "1m",

@@ -263,10 +263,12 @@ def load_templates(templates_dir: Path | None = None) -> Templates:
     problems: list[Problem] = []
     dashboards: dict[str, DashboardTemplate] = {}
     alerts: dict[str, AlertTemplate] = {}
-    for kind, parser, target in (
+    # One loop for both kinds; typed loosely because the pairs differ in template type.
+    kinds: tuple[tuple[str, Any, dict[str, Any]], ...] = (
         ("dashboards", _parse_dashboard, dashboards),
         ("alerts", _parse_alert, alerts),
-    ):
+    )
+    for kind, parser, target in kinds:
         folder = root / kind
         if not folder.is_dir():
             problems.append(
@@ -299,7 +301,7 @@ def load_templates(templates_dir: Path | None = None) -> Templates:
                 continue
             if doc.data is None:
                 continue
-            template, found = parser(stem, doc)  # type: ignore[operator]
+            template, found = parser(stem, doc)
             problems.extend(found)
             if template is not None:
                 target[stem] = template
@@ -672,7 +674,7 @@ def _parse_alert(stem: str, doc: Located) -> tuple[AlertTemplate | None, list[Pr
                 "one of " + ", ".join(PARAM_TYPES),
             )
             continue
-        by_tier = {}
+        by_tier: dict[int, Any] = {}
         for tier, value in r.mapping(p.get("by_tier"), join(ppath, "by_tier")).items():
             if not isinstance(tier, int):
                 r.problem(

@@ -112,8 +112,8 @@ def check_spec(spec: ServiceSpec, templates: Templates) -> list[Problem]:
             )
     for key, overrides in spec.alerts.items():
         path = join("alerts", key)
-        template = templates.alerts.get(key)
-        if template is None:
+        alert_template = templates.alerts.get(key)
+        if alert_template is None:
             problems.append(
                 spec.problem(
                     path,
@@ -123,7 +123,7 @@ def check_spec(spec: ServiceSpec, templates: Templates) -> list[Problem]:
                 )
             )
             continue
-        missing = [r for r in template.requires if not spec.satisfies(r)]
+        missing = [r for r in alert_template.requires if not spec.satisfies(r)]
         if missing and overrides is not False:
             problems.append(
                 spec.problem(
@@ -134,20 +134,20 @@ def check_spec(spec: ServiceSpec, templates: Templates) -> list[Problem]:
                 )
             )
         if isinstance(overrides, dict):
-            problems.extend(_check_params(spec, path, overrides, template.parameters))
+            problems.extend(_check_params(spec, path, overrides, alert_template.parameters))
     if spec.slos is not None:
-        for template in applicable_templates(spec, templates):
-            burn = template.burn_rate
+        for applicable in applicable_templates(spec, templates):
+            burn = applicable.burn_rate
             if burn is not None and spec.slos.window not in burn.windows:
                 problems.append(
                     spec.problem(
                         "slos.window",
-                        f"no burn-rate windows for this SLO period in {template.file}",
+                        f"no burn-rate windows for this SLO period in {applicable.file}",
                         spec.slos.window,
                         "one of " + ", ".join(sorted(burn.windows)),
                     )
                 )
-    names = [t.alert for t in templates.alerts.values() for t in t.rules]
+    names = [rule.alert for tmpl in templates.alerts.values() for rule in tmpl.rules]
     seen: set[str] = set()
     for custom in spec.custom_alerts:
         if custom.name in names or custom.name in seen:

@@ -55,6 +55,7 @@ def build_rule(
         .model(expr.TypeReduce().expression("A").reducer("last").ref_id("B").datasource(_expr_ds()))
     )
     if defn.op is not None:
+        assert defn.threshold is not None, f"{defn.rule_id}: a comparison needs a threshold"
         condition: Any = (
             expr.TypeThreshold()
             .expression("B")
@@ -64,7 +65,7 @@ def build_rule(
                 [
                     expr.ExprTypeThresholdConditions().evaluator(
                         expr.ExprTypeThresholdConditionsEvaluator()
-                        .type(EVALUATORS[defn.op])
+                        .type(EVALUATORS[defn.op])  # type: ignore[arg-type]  # values are the Literal set
                         .params([defn.threshold])
                     )
                 ]
