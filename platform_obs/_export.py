@@ -45,6 +45,10 @@ class DropReporter:
         #: Set once metrics exist: records into ``platform_obs.telemetry.dropped``.
         self.record: Callable[[str, int], None] | None = None
 
+    def reinit_after_fork(self) -> None:
+        """A lock held by another thread at fork time would stay locked in the child forever."""
+        self._lock = threading.Lock()
+
     def dropped(self, signal: str, count: int, reason: str) -> None:
         if count <= 0:
             return

@@ -94,7 +94,7 @@ class Telemetry:
         Returns False when the deadline passed (e.g. the collector hangs): whatever was not exported
         by then is dropped, the service is not held up. Logs keep printing to stdout afterwards.
         """
-        return shutdown(timeout) if _state is self else self._shutdown(timeout)
+        return self._shutdown(timeout)
 
     def _shutdown(self, timeout: float | None) -> bool:
         if self._shut_down:
@@ -285,8 +285,8 @@ def _after_fork_in_child() -> None:
     handle._process_resource.current = _resource.build_resource(
         handle._base_attributes, _resource.new_instance_id()
     )
-    handle._drops._lock = threading.Lock()
-    handle._rate_limit._lock = threading.Lock()
+    handle._drops.reinit_after_fork()
+    handle._rate_limit.reinit_after_fork()
 
 
 def _at_exit() -> None:

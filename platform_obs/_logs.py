@@ -337,6 +337,9 @@ class RateLimitFilter(logging.Filter):
         self._suppressed: dict[tuple[str, Any], int] = {}
         self._lock = threading.Lock()
 
+    def reinit_after_fork(self) -> None:
+        self._lock = threading.Lock()
+
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, record.msg)
         now = time.monotonic()
