@@ -101,9 +101,12 @@ class PlatformFields:
         self._ids: tuple[int, str, str] = (0, "", "")
 
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
-        is_sensitive = self._redactor.is_sensitive
+        decisions = self._redactor.decisions
         for key, value in event_dict.items():
-            if is_sensitive(key):
+            sensitive = decisions.get(key)
+            if sensitive is None:
+                sensitive = self._redactor.is_sensitive(key)
+            if sensitive:
                 event_dict[key] = "[REDACTED]"
             elif type(value) is dict:
                 self._redactor.redact_in_place(value)

@@ -43,21 +43,22 @@ def _normalise(key: str) -> str:
 class Redactor:
     """Decides which keys are sensitive and replaces their values."""
 
-    __slots__ = ("_cache", "_patterns")
+    __slots__ = ("_patterns", "decisions")
 
     def __init__(self, extra_keys: Iterable[str] = ()) -> None:
         self._patterns = tuple(
             dict.fromkeys((*DEFAULT_SENSITIVE_PATTERNS, *(_normalise(k) for k in extra_keys)))
         )
-        self._cache: dict[str, bool] = {}
+        #: key -> sensitive? Read directly on hot paths (a dict lookup is cheaper than a call).
+        self.decisions: dict[str, bool] = {}
 
     def is_sensitive(self, key: str) -> bool:
-        cached = self._cache.get(key)
+        cached = self.decisions.get(key)
         if cached is None:
             norm = _normalise(key)
             cached = key not in _ALWAYS_PUBLIC and any(p in norm for p in self._patterns)
-            if len(self._cache) < 10_000:  # keys are usually a small set; stay bounded if not
-                self._cache[key] = cached
+            if len(self.decisions) < 10_000:  # keys are usually a small set; stay bounded if not
+                self.decisions[key] = cached
         return cached
 
     def redact_in_place(self, data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
