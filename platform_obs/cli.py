@@ -83,6 +83,13 @@ _templates = click.option(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Directory of dashboard/alert templates (default: the templates shipped in the package).",
 )
+_policy = click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Platform policy file (default: policies/platform.yaml of --templates, else the "
+    "packaged one).",
+)
 _promtool = click.option(
     "--promtool/--no-promtool",
     default=True,
@@ -96,17 +103,31 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _build(paths: Sequence[Path], templates_dir: Path | None, promtool: bool) -> Rendered:
-    from platform_obs.provisioning.model import ValidationFailed
+def _build(
+    paths: Sequence[Path], templates_dir: Path | None, promtool: bool, **options: Any
+) -> Rendered:
+    """Validate and render; ``options`` go to ``pipeline.build`` (policy_file, grafana_url ...)."""
+    from platform_obs.provisioning.model import Problem, ValidationFailed
     from platform_obs.provisioning.pipeline import build
 
+    warnings: list[Problem] = []
     try:
-        return build(list(paths), templates_dir, run_promtool=promtool)
+        return build(
+            list(paths), templates_dir, run_promtool=promtool, warnings=warnings, **options
+        )
     except ValidationFailed as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         n = len(exc.problems)
         _fail(f"{n} problem{'s' if n != 1 else ''} found; nothing was written", EXIT_INVALID)
+    finally:
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+
+def _options(**values: Any) -> dict[str, Any]:
+    """Only the options the user set, so ``_build`` keeps its three-argument form otherwise."""
+    return {k: v for k, v in values.items() if v not in (None, False)}
 
 
 def _connect() -> Grafana:
@@ -135,13 +156,17 @@ def _grafana_errors(fn: Callable[[], Any]) -> Any:
 @cli.command(epilog=EXIT_CODES_HELP)
 @_paths
 @_templates
+@_policy
 @_promtool
-def validate(paths: tuple[Path, ...], templates_dir: Path | None, promtool: bool) -> int:
-    """Check service config files offline (no Grafana needed).
+def validate(
+    paths: tuple[Path, ...], templates_dir: Path | None, policy_file: Path | None, promtool: bool
+) -> int:
+    """Check service config files offline (no Grafana needed), platform policy included.
 
-    Prints every problem with file, line and key; exits 1 if there is any.
+    Prints every problem with file, line and key; exits 1 if there is any. Policy warnings are
+    printed and do not fail.
     """
-    rendered = _build(paths, templates_dir, promtool)
+    rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     click.echo(
         f"OK: {len(rendered.services)} service(s), {len(rendered.dashboards)} dashboard(s), "
         f"{len(rendered.rule_groups)} alert rule group(s)"
@@ -158,18 +183,36 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, promtool: bool
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write dashboards, alert rules and provisioning files into.",
 )
+@click.option(
+    "--grafana-url",
+    help="Public Grafana URL for the links in the Backstage catalog files (default: relative "
+    "/d/<uid> links). Not used to connect.",
+)
 @_templates
+@_policy
 @_promtool
 def render(
-    paths: tuple[Path, ...], out_dir: Path, templates_dir: Path | None, promtool: bool
+    paths: tuple[Path, ...],
+    out_dir: Path,
+    grafana_url: str | None,
+    templates_dir: Path | None,
+    policy_file: Path | None,
+    promtool: bool,
 ) -> int:
     """Validate, then write Grafana and Prometheus files (for GitOps / file provisioning).
 
-    Needs no Grafana server. Nothing is written when validation fails.
+    Also writes backstage/<service>.catalog-info.yaml with the annotations the Backstage Grafana
+    plugin reads. Needs no Grafana server. Nothing is written when validation fails.
     """
     from platform_obs.provisioning.outputs import write_all
 
-    rendered = _build(paths, templates_dir, promtool)
+    rendered = _build(
+        paths,
+        templates_dir,
+        promtool,
+        backstage_catalog=True,
+        **_options(policy_file=policy_file, grafana_url=grafana_url),
+    )
     written = write_all(rendered, out_dir)
     for path in written:
         click.echo(str(path))
@@ -222,6 +265,7 @@ def _print_plan(plan: Plan, output: str) -> None:
 )
 @_deep
 @_templates
+@_policy
 @_promtool
 def plan(
     paths: tuple[Path, ...],
@@ -230,6 +274,7 @@ def plan(
     detailed_exitcode: bool,
     deep: bool,
     templates_dir: Path | None,
+    policy_file: Path | None,
     promtool: bool,
 ) -> int:
     """Show what apply would change in Grafana (reads only, writes nothing).
@@ -238,7 +283,7 @@ def plan(
     """
     from platform_obs.provisioning.plan import build_plan
 
-    rendered = _build(paths, templates_dir, promtool)
+    rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
         the_plan = _grafana_errors(lambda: build_plan(rendered, grafana, prune=prune, deep=deep))
     _print_plan(the_plan, output)
@@ -278,6 +323,7 @@ def plan(
 )
 @_deep
 @_templates
+@_policy
 @_promtool
 def apply(
     paths: tuple[Path, ...],
@@ -290,6 +336,7 @@ def apply(
     progress: bool | None,
     deep: bool,
     templates_dir: Path | None,
+    policy_file: Path | None,
     promtool: bool,
 ) -> int:
     """Validate, plan, then write the changes to Grafana.
@@ -305,7 +352,7 @@ def apply(
     )
     from platform_obs.provisioning.plan import build_plan
 
-    rendered = _build(paths, templates_dir, promtool)
+    rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
         the_plan: Plan = _grafana_errors(
             lambda: build_plan(rendered, grafana, prune=prune, deep=deep)
@@ -377,6 +424,224 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+# --- onboarding: scaffold / doctor --------------------------------------------------------------
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stdin
+        return False
+
+
+def _ask_name(label: str, default: str | None) -> str:
+    from platform_obs.provisioning.scaffold import name_problem
+
+    def check(value: str) -> str:
+        why = name_problem(value.strip())
+        if why:
+            raise click.BadParameter(f"{value!r}: expected {why}")
+        return value.strip()
+
+    return str(click.prompt(label, default=default, value_proc=check))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("platform-obs.yaml"),
+    show_default=True,
+    help="File to write.",
+)
+@click.option("--service", help="Service name (default: [project].name of pyproject.toml).")
+@click.option("--team", help="Owning team.")
+@click.option("--tier", type=click.IntRange(1, 3), help="1 business critical, 2, 3 best effort.")
+@click.option("--receiver", help="Grafana contact point for the service's alerts.")
+@click.option(
+    "--env",
+    "environments",
+    multiple=True,
+    help="deployment.environment.name the alerts watch (repeatable; default production).",
+)
+@click.option("--runbook-base-url", help="Where the team's runbooks live.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option(
+    "--interactive/--non-interactive",
+    default=None,
+    help="Ask for missing values (default: only when stdin is a terminal).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Same as --non-interactive.")
+@_templates
+@_policy
+def scaffold(
+    output: Path,
+    service: str | None,
+    team: str | None,
+    tier: int | None,
+    receiver: str | None,
+    environments: tuple[str, ...],
+    runbook_base_url: str | None,
+    force: bool,
+    interactive: bool | None,
+    yes: bool,
+    templates_dir: Path | None,
+    policy_file: Path | None,
+) -> int:
+    """Write a commented service config for this repository.
+
+    The service name comes from pyproject.toml when present; team, tier and receiver are asked
+    for, or passed as flags. The file is checked like `validate` before it is written, and an
+    existing file is never overwritten without --force.
+    """
+    from platform_obs.provisioning import scaffold as sc
+    from platform_obs.provisioning.model import Problem, ValidationFailed
+    from platform_obs.provisioning.pipeline import build
+    from platform_obs.provisioning.templates import load_templates
+
+    if output.exists() and not force:
+        _fail(f"{output} already exists; not overwriting it (use --force to replace it)", 1)
+    ask = (not yes) and (interactive if interactive is not None else _stdin_is_terminal())
+    answers = sc.Answers(
+        service=service,
+        team=team,
+        tier=tier,
+        receiver=receiver,
+        environments=environments or ("production",),
+        runbook_base_url=runbook_base_url,
+    )
+    found = sc.project_name(output.resolve().parent)
+    if answers.service is None and found:
+        answers.service = found[0]
+        click.echo(f"Service name {found[0]!r} from {found[1]}", err=True)
+    if ask:
+        answers.service = _ask_name("Service name", answers.service)
+        answers.team = _ask_name("Owning team", answers.team)
+        if answers.tier is None:
+            answers.tier = click.prompt(
+                "Tier (1 business critical, 2 important, 3 best effort)",
+                type=click.IntRange(1, 3),
+                default=2,
+            )
+        if answers.receiver is None:
+            answers.receiver = click.prompt(
+                "Grafana contact point for alerts", default=f"{answers.team}-oncall"
+            )
+    missing = answers.missing()
+    if missing:
+        why = (
+            "--non-interactive"
+            if not ask and (yes or interactive is False)
+            else ("stdin is not a terminal")
+        )
+        _fail(
+            f"missing {', '.join(missing)} ({why}, so nothing is asked); pass them as flags, "
+            "e.g. platform-obs scaffold --team payments --tier 2 --receiver payments-oncall",
+            EXIT_INVALID,
+        )
+    for flag, value in (("--service", answers.service), ("--team", answers.team)):
+        why = sc.name_problem(str(value))
+        if why:
+            _fail(f"{flag} {value!r} is not a valid name: expected {why}", EXIT_INVALID)
+
+    try:
+        text = sc.render(answers, load_templates(templates_dir))
+    except ValidationFailed as exc:
+        _fail(f"templates are invalid: {exc}", EXIT_INVALID)
+    # Check exactly what would be written, with the same pipeline as `validate`.
+    import tempfile
+
+    warnings: list[Problem] = []
+    with tempfile.TemporaryDirectory(prefix="po-scaffold-") as tmp:
+        candidate = Path(tmp) / output.name
+        candidate.write_text(text, encoding="utf-8")
+        try:
+            build(
+                [candidate],
+                templates_dir,
+                run_promtool=False,
+                policy_file=policy_file,
+                warnings=warnings,
+            )
+        except ValidationFailed as exc:
+            for problem in exc.problems:
+                click.echo(f"error: {str(problem).replace(str(candidate), str(output))}", err=True)
+            _fail("the generated config does not validate; nothing was written", EXIT_INVALID)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    for warning in warnings:
+        click.echo(f"note: {str(warning).replace(str(candidate), str(output))}", err=True)
+    click.echo(
+        f"Wrote {output} for service {answers.service!r} "
+        f"(team {answers.team}, tier {answers.tier}, receiver {answers.receiver}).\n"
+        "\nAdd one line at start-up, before the web framework's app object is created:\n\n"
+        f"    import platform_obs\n    {sc.init_line(str(answers.service))}\n\n"
+        "Next:\n"
+        f"    platform-obs validate {output}\n"
+        f"    platform-obs plan {output}      # needs GRAFANA_URL and GRAFANA_TOKEN\n"
+        f"    platform-obs apply {output}     # usually CI on the main branch\n"
+        f"    platform-obs doctor {output}    # when a dashboard stays empty"
+    )
+    return EXIT_OK
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument(
+    "config",
+    required=False,
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("platform-obs.yaml"),
+)
+@click.option(
+    "--prometheus-url",
+    envvar="PLATFORM_OBS_PROMETHEUS_URL",
+    help="Prometheus base URL: check the service's series exist with the dashboards' labels "
+    "(env PLATFORM_OBS_PROMETHEUS_URL).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    help="Seconds to wait for each server.",
+)
+@_templates
+@_policy
+def doctor(
+    config: Path,
+    prometheus_url: str | None,
+    timeout: float,
+    templates_dir: Path | None,
+    policy_file: Path | None,
+) -> int:
+    """Why is my dashboard empty? Check config, collector, Prometheus and Grafana.
+
+    Prints a checklist (✓ passed, ✗ failed with a fix, \u2013 skipped). The OTLP endpoint is resolved
+    from the environment exactly as platform_obs.init() resolves it, and sent a test span, metric
+    point and log record. Grafana is checked when GRAFANA_URL and GRAFANA_TOKEN are set. Exits 1
+    when any check failed.
+    """
+    from platform_obs.provisioning import doctor as doc
+
+    results = doc.run(
+        config,
+        prometheus_url=prometheus_url,
+        templates_dir=templates_dir,
+        policy_file=policy_file,
+        timeout=timeout,
+    )
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "".join(doc.SYMBOLS.values()).encode(encoding)
+        ascii_only = False
+    except (UnicodeEncodeError, LookupError):
+        ascii_only = True
+    click.echo(doc.report(results, ascii_only=ascii_only), nl=False)
+    return EXIT_INVALID if any(r.failed for r in results) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

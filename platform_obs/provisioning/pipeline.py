@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platform_obs.provisioning import validate
-from platform_obs.provisioning.model import Folder, Rendered, ValidationFailed
+from platform_obs.provisioning import backstage, policy, validate
+from platform_obs.provisioning.model import Folder, Problem, Rendered, ValidationFailed
 from platform_obs.provisioning.render.alerts import render_rule_group
 from platform_obs.provisioning.render.dashboards import render_dashboards
 from platform_obs.provisioning.render.definitions import AlertDefinition, resolve_alerts
@@ -55,12 +55,22 @@ def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResu
 
 
 def build(
-    paths: Sequence[Path], templates_dir: Path | None = None, *, run_promtool: bool = True
+    paths: Sequence[Path],
+    templates_dir: Path | None = None,
+    *,
+    run_promtool: bool = True,
+    policy_file: Path | None = None,
+    warnings: list[Problem] | None = None,
+    backstage_catalog: bool = False,
+    grafana_url: str | None = None,
 ) -> Rendered:
     """Load service configs (files or directories), render and validate everything.
 
-    Raises :class:`ValidationFailed` listing every problem in the configs, the templates or the
-    rendered output.
+    Raises :class:`ValidationFailed` listing every problem in the configs, the templates, the
+    platform policy or the rendered output. The policy is ``policy_file``, else
+    ``<templates_dir>/policies/platform.yaml``, else the packaged one; its warnings are appended
+    to ``warnings`` when given. ``backstage_catalog`` adds Backstage catalog files to
+    ``extra_files``; ``grafana_url`` only makes their dashboard links absolute.
     """
     problems = []
     specs: list[ServiceSpec] = []
@@ -73,8 +83,16 @@ def build(
         templates = load_templates(templates_dir)
     except ValidationFailed as exc:
         problems.extend(exc.problems)
+    the_policy, policy_problems = policy.load_policy(
+        policy.policy_source(templates_dir, policy_file)
+    )
+    problems.extend(policy_problems)
     if templates is not None:
         problems.extend(validate.check_specs(specs, templates))
+        errors, warned = policy.check_specs(the_policy, specs, templates)
+        problems.extend(errors)
+        if warnings is not None:
+            warnings.extend(warned)
     if problems or templates is None:
         raise ValidationFailed(problems)
     result = render_all(specs, templates)
@@ -83,4 +101,8 @@ def build(
     )
     if problems:
         raise ValidationFailed(problems)
+    if backstage_catalog:
+        result.rendered.extra_files.update(
+            backstage.catalog_files(result.rendered, specs, grafana_url=grafana_url)
+        )
     return result.rendered
