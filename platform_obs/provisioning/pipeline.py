@@ -89,10 +89,11 @@ def build(
     problems.extend(policy_problems)
     if templates is not None:
         problems.extend(validate.check_specs(specs, templates))
-        errors, warned = policy.check_specs(the_policy, specs, templates)
-        problems.extend(errors)
-        if warnings is not None:
-            warnings.extend(warned)
+        if not policy_problems:  # a half-read policy would give misleading verdicts
+            errors, warned = policy.check_specs(the_policy, specs, templates)
+            problems.extend(errors)
+            if warnings is not None:
+                warnings.extend(warned)
     if problems or templates is None:
         raise ValidationFailed(problems)
     result = render_all(specs, templates)
