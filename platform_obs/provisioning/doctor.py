@@ -523,7 +523,7 @@ def check_grafana(
             return [*results, skip("grafana objects", "the config is invalid", "fix it first")]
         try:
             results += _grafana_objects(grafana, rendered, folders, group_rules)
-            plan = build_plan(rendered, grafana)
+            plan = build_plan(rendered, grafana, deep=True)  # also catches UI edits
         except GrafanaError as exc:
             return [*results, fail("grafana", str(exc), _grafana_hint(exc, grafana.url))]
     if plan.has_changes:
