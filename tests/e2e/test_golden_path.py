@@ -522,6 +522,27 @@ def test_logql_uses_fields_and_labels_the_sdk_writes(golden: GoldenPath) -> None
     assert {r.severity_text.lower() for r in records} <= set(LOG_FIELDS.levels)
     lines = [line for s in golden.services.values() for line in s.json_lines()]
     streams = {SERVICE: lines}
+    # Through the documented collector (examples/collector/otel-collector.yaml) Loki's line is
+    # built from the OTLP record; it must equal the stdout line in every field the panels use.
+    by_context = {(ln.get("trace_id"), ln.get("span_id"), ln["event"]): ln for ln in lines}
+    used = (LOG_FIELDS.event, LOG_FIELDS.level, LOG_FIELDS.environment, LOG_FIELDS.trace_id)
+    compared = 0
+    for record in records:
+        line = by_context.get((record.trace_id or None, record.span_id or None, record.body))
+        if line is None or not record.trace_id:
+            continue
+        loki_line = {
+            **record.attributes,
+            LOG_FIELDS.event: record.body,
+            LOG_FIELDS.level: record.severity_text.lower(),
+            LOG_FIELDS.service: record.resource[conventions.SERVICE_NAME],
+            LOG_FIELDS.environment: record.resource[conventions.DEPLOYMENT_ENVIRONMENT],
+            LOG_FIELDS.trace_id: record.trace_id,
+            LOG_FIELDS.span_id: record.span_id,
+        }
+        assert {k: loki_line[k] for k in used} == {k: line[k] for k in used}
+        compared += 1
+    assert compared > 10
     assert {line[LOG_FIELDS.level] for line in lines} <= set(LOG_FIELDS.levels)
     for target in targets:
         for env_name, env_value in ENV_CHOICES.items():
