@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -335,9 +336,10 @@ def _send_probe(
     item = _ITEM[signal]
     if accepted:
         return ok(name, f"{where} accepted a test {item} in {elapsed:.2f}s")
+    code = _answer_code(logs.messages)
     said = error or (logs.messages[-1] if logs.messages else "")
     said = f": {said}" if said else ""
-    if accepted is None or elapsed >= timeout * 0.9:
+    if code is None and (accepted is None or elapsed >= timeout * 0.9):
         return fail(
             name,
             f"no answer from {where} within {timeout:g}s{said}",
@@ -345,11 +347,45 @@ def _send_probe(
             "collector, or the wrong protocol (OTEL_EXPORTER_OTLP_PROTOCOL grpc uses port 4317, "
             "http/protobuf 4318)",
         )
+    answered = f" (answered {code})" if code else ""
     return fail(
-        name,
-        f"{where} rejected the test {item}{said}",
-        "check the collector's logs, that its "
-        f"{signal} pipeline has an otlp receiver, and OTEL_EXPORTER_OTLP_HEADERS if it needs auth",
+        name, f"{where} rejected the test {item}{answered}{said}", _rejection_hint(code, signal)
+    )
+
+
+_GRPC_CODE = re.compile(r"StatusCode\.([A-Z_]+)")
+_HTTP_CODE = re.compile(r"\bcode: (\d{3})\b")
+
+
+def _answer_code(messages: Sequence[str]) -> str | None:
+    """What the collector answered, as the exporters log it: ``HTTP 400`` or a gRPC status."""
+    for message in reversed(messages):
+        match = _GRPC_CODE.search(message)
+        if match and match.group(1) != "DEADLINE_EXCEEDED":
+            return match.group(1)
+        match = _HTTP_CODE.search(message)
+        if match:
+            return f"HTTP {match.group(1)}"
+    return None
+
+
+def _rejection_hint(code: str | None, signal: str) -> str:
+    text = code or ""
+    if any(c in text for c in ("401", "403", "UNAUTHENTICATED", "PERMISSION_DENIED")):
+        return "the collector wants credentials: set OTEL_EXPORTER_OTLP_HEADERS"
+    if any(c in text for c in ("404", "UNIMPLEMENTED")):
+        return (
+            f"no OTLP {signal} endpoint there: check the port and OTEL_EXPORTER_OTLP_PROTOCOL, "
+            f"and that the collector has a {signal} pipeline"
+        )
+    if any(c in text for c in ("429", "502", "503", "504", "UNAVAILABLE", "RESOURCE_EXHAUSTED")):
+        return (
+            "the collector is up but refuses data for now (overloaded, or its own exporter is "
+            "failing): check its logs and memory limiter"
+        )
+    return (
+        f"check the collector's logs, that its {signal} pipeline has an otlp receiver, and "
+        "OTEL_EXPORTER_OTLP_HEADERS if it needs auth"
     )
 
 
