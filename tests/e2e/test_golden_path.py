@@ -357,6 +357,7 @@ def test_every_dashboard_query_returns_data(golden: GoldenPath) -> None:
         60,
         what="traffic over a whole rate window",
     )
+    assert [load.errors for load in golden.loads.values()] == [[], []]  # traffic kept flowing
     rows: list[Row] = []
     for target in targets:
         for env_name, env_value in ENV_CHOICES.items():
