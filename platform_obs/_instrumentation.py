@@ -16,6 +16,8 @@ _log = logging.getLogger("platform_obs.instrumentation")
 
 #: Instrumentations platform_obs replaces with its own pipeline (it owns log formatting).
 ALWAYS_SKIPPED = frozenset({"logging"})
+#: Emits process.cpu.time & co. under the names of our runtime metrics; skipped while those are on.
+SYSTEM_METRICS = "system_metrics"
 SEMCONV_OPT_IN_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
 

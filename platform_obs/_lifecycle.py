@@ -241,8 +241,12 @@ def init(**arguments: Any) -> Telemetry:
         _register_process_hooks()
         _state = handle
         if settings.instrument:
+            disabled = set(settings.disabled_instrumentations)
+            if settings.runtime_metrics:
+                # Same metric names as our runtime metrics: both would double every runtime panel.
+                disabled.add(_instrumentation.SYSTEM_METRICS)
             handle.instrumented = _instrumentation.instrument_installed(
-                providers.tracer, providers.meter, settings.disabled_instrumentations
+                providers.tracer, providers.meter, disabled
             )
         return handle
 
