@@ -112,17 +112,22 @@ def _build(
 
     warnings: list[Problem] = []
     try:
-        return build(
+        rendered = build(
             list(paths), templates_dir, run_promtool=promtool, warnings=warnings, **options
         )
     except ValidationFailed as exc:
+        _warn(warnings)
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         n = len(exc.problems)
         _fail(f"{n} problem{'s' if n != 1 else ''} found; nothing was written", EXIT_INVALID)
-    finally:
-        for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
+    _warn(warnings)
+    return rendered
+
+
+def _warn(warnings: Sequence[Any]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _options(**values: Any) -> dict[str, Any]:

@@ -80,33 +80,33 @@ class Condition:
         missing = value is _MISSING
         if op == "exists":
             if bool(want) == missing:
-                return "is missing" if want else f"must not be set (is {value!r})"
+                return "is missing" if want else f"must not be set (is {_show(value)})"
             return None
         if missing:
             return f"is missing (must be set{_requirement(op, want)})"
         if op == "equals":
-            return None if _equal(value, want) else f"is {value!r}, must be {want!r}"
+            return None if _equal(value, want) else f"is {_show(value)}, must be {_show(want)}"
         if op == "not_equals":
-            return f"must not be {want!r}" if _equal(value, want) else None
+            return f"must not be {_show(want)}" if _equal(value, want) else None
         if op == "in":
             if any(_equal(value, w) for w in want):
                 return None
-            return f"is {value!r}, must be one of {', '.join(map(repr, want))}"
+            return f"is {_show(value)}, must be one of {', '.join(map(_show, want))}"
         if op == "not_in":
             return (
-                f"is {value!r}, which is not allowed"
+                f"is {_show(value)}, which is not allowed"
                 if any(_equal(value, w) for w in want)
                 else None
             )
         if op in ("matches", "not_matches"):
             found = isinstance(value, str) and self.patterns[op].search(value) is not None
             if op == "matches" and not found:
-                return f"is {value!r}, must match {want}"
+                return f"is {_show(value)}, must match {want}"
             if op == "not_matches" and found:
-                return f"is {value!r}, must not match {want}"
+                return f"is {_show(value)}, must not match {want}"
             return None
         if not isinstance(value, int | float) or isinstance(value, bool):
-            return f"is {value!r}, must be a number"
+            return f"is {_show(value)}, must be a number"
         if op == "min" and value < want:
             return f"is {value:g}, must be at least {want:g}"
         if op == "max" and value > want:
@@ -116,13 +116,22 @@ class Condition:
 
 def _requirement(op: str, want: Any) -> str:
     words = {
-        "equals": f" to {want!r}",
-        "in": f" to one of {want!r}",
+        "equals": f" to {_show(want)}",
+        "in": f" to one of {_show(want)}",
         "matches": f" and match {want}",
         "min": f" to at least {want}",
         "max": f" to at most {want}",
     }
     return words.get(op, "")
+
+
+def _show(value: Any) -> str:
+    """A value as it is written in YAML (``true``, not ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_show, value)) + "]"
+    return repr(value)
 
 
 def _equal(a: Any, b: Any) -> bool:

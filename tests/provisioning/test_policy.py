@@ -265,3 +265,10 @@ def test_conditions(path: str, ops: Any, holds: bool) -> None:
     assert found == []
     [cond] = parsed.rules[0].require
     assert (cond.failure(policy.lookup(DOC, path)) is None) is holds
+
+
+def test_policies_ship_in_the_package_like_the_templates() -> None:
+    link = REPO / "platform_obs" / "templates" / "policies"
+    assert link.is_symlink() and link.resolve() == (REPO / "policies").resolve()
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert '"templates/**/*"' in pyproject  # package-data glob that takes the symlinked folder
