@@ -549,12 +549,12 @@ def scaffold(
             EXIT_INVALID,
         )
     for flag, value in (("--service", answers.service), ("--team", answers.team)):
-        why = sc.name_problem(str(value))
-        if why:
-            _fail(f"{flag} {value!r} is not a valid name: expected {why}", EXIT_INVALID)
+        bad = sc.name_problem(str(value))
+        if bad:
+            _fail(f"{flag} {value!r} is not a valid name: expected {bad}", EXIT_INVALID)
 
     try:
-        text = sc.render(answers, load_templates(templates_dir))
+        text = sc.render(answers, load_templates(templates_dir), str(output))
     except ValidationFailed as exc:
         _fail(f"templates are invalid: {exc}", EXIT_INVALID)
     # Check exactly what would be written, with the same pipeline as `validate`.

@@ -403,7 +403,7 @@ def prometheus_query(url: str, expr: str, timeout: float) -> list[dict[str, Any]
     full = f"{url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
     host = urllib.parse.urlsplit(url).hostname or ""
     # Loopback never goes through a proxy from the environment.
-    proxies = {} if host in ("localhost", "127.0.0.1", "::1") else None
+    proxies: dict[str, str] | None = {} if host in ("localhost", "127.0.0.1", "::1") else None
     opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
     try:
         with opener.open(full, timeout=timeout) as response:
