@@ -402,33 +402,32 @@ def _report(result: ApplyResult) -> int:
 
 
 class _Progress:
-    """A rich progress bar on stderr, or nothing."""
+    """A progress bar on stderr (click's: no extra dependency), or nothing."""
 
     def __init__(self, total: int, *, enabled: bool) -> None:
         self.total = total
         self.enabled = enabled and total > 0
-        self._progress: Any = None
-        self._task: Any = None
+        self._bar: Any = None
 
     def __enter__(self) -> _Progress:
         if self.enabled:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._progress = Progress(console=Console(stderr=True), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("applying", total=self.total)
+            self._bar = click.progressbar(
+                length=self.total,
+                label="applying",
+                file=sys.stderr,
+                show_pos=True,
+                item_show_func=lambda item: item,
+            )
+            self._bar.__enter__()
         return self
 
     def advance(self, outcome: Any) -> None:
-        if self._progress is not None:
-            self._progress.update(
-                self._task, advance=1, description=f"{outcome.change.kind} {outcome.change.key}"
-            )
+        if self._bar is not None:
+            self._bar.update(1, current_item=f"{outcome.change.kind} {outcome.change.key}")
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
 
 
 # --- onboarding: scaffold / doctor --------------------------------------------------------------
