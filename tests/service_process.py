@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +13,25 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "flask_service"
+
+
+def example_module(name: str) -> Any:
+    """``examples/flask_service/<name>.py``, loaded by path once, under a private module name.
+
+    The example directory is not a package, and putting it on sys.path would expose its generic
+    module names ("app", "traffic") to every other test.
+    """
+    module_name = f"checkout_example_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, EXAMPLE / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
 
 # Variables of the developer's shell that would change what init() does.
 _SCRUB_PREFIXES = ("OTEL_", "PLATFORM_OBS_", "K8S_", "POD_", "GITHUB_SHA", "GIT_COMMIT")

@@ -6,7 +6,6 @@ test process), points at an :class:`OtlpReceiver`, and gets a known mix of reque
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -17,15 +16,12 @@ from pathlib import Path
 
 import pytest
 from otlp_receiver import OtlpReceiver
+from service_process import example_module
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "flask_service"
 
-_SPEC = importlib.util.spec_from_file_location("checkout_traffic", EXAMPLE / "traffic.py")
-assert _SPEC and _SPEC.loader
-traffic = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = traffic
-_SPEC.loader.exec_module(traffic)
+traffic = example_module("traffic")
 
 REQUESTS, ERROR_RATIO, SLOW_RATIO = 40, 0.1, 0.05
 

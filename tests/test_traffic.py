@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import pytest
+from service_process import example_module
 
-# Loaded by path under its own name: the example directory is not a package, and putting it on
-# sys.path would expose its generic module names ("app", "traffic") to every other test.
-_SPEC = importlib.util.spec_from_file_location(
-    "checkout_traffic",
-    Path(__file__).resolve().parents[1] / "examples" / "flask_service" / "traffic.py",
-)
-assert _SPEC and _SPEC.loader
-traffic = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = traffic  # dataclasses look their module up here
-_SPEC.loader.exec_module(traffic)
+traffic = example_module("traffic")
 
 
 @pytest.mark.parametrize(

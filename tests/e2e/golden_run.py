@@ -4,7 +4,6 @@ and two processes of the example service, set up once per module and always torn
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ from prometheus_servers import (
     require_binary,
     wait_for,
 )
+from service_process import example_module
 
 from platform_obs.provisioning.durations import seconds
 from platform_obs.provisioning.model import Rendered
@@ -39,11 +39,7 @@ from platform_obs.provisioning.pipeline import build
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "flask_service"
 
-_SPEC = importlib.util.spec_from_file_location("checkout_traffic_e2e", EXAMPLE / "traffic.py")
-assert _SPEC and _SPEC.loader
-traffic = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = traffic
-_SPEC.loader.exec_module(traffic)
+traffic = example_module("traffic")
 
 SERVICE = "checkout"  # what examples/flask_service/app.py passes to init()
 TEAM = "payments"
