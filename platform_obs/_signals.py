@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from platform_obs import _exporters, _runtime_metrics
 from platform_obs import conventions as c
-from platform_obs._config import Settings, exporter_target
+from platform_obs._config import Settings, Signal, exporter_target
 from platform_obs._export import (
     DropReporter,
     ProcessResource,
@@ -124,6 +124,15 @@ def build_meter_provider(
     return provider, closers
 
 
+def _push_exporter(
+    settings: Settings, signal: Signal, kind: str, meter_provider: MeterProvider
+) -> Any:
+    """The span or log exporter ``kind`` (``otlp`` or ``console``) names."""
+    if kind == "otlp":
+        return _exporters.otlp_exporter(signal, exporter_target(settings, signal), meter_provider)
+    return _exporters.console_exporter(signal)
+
+
 def build_tracer_provider(
     settings: Settings,
     resource: ProcessResource,
@@ -147,11 +156,7 @@ def build_tracer_provider(
             RedactingSpanExporter(sinks.span_exporter, redactor, resource, drops)
         )
     elif settings.traces_exporter != "none":
-        inner = (
-            _exporters.otlp_exporter("traces", exporter_target(settings, "traces"), meter_provider)
-            if settings.traces_exporter == "otlp"
-            else _exporters.console_exporter("traces")
-        )
+        inner = _push_exporter(settings, "traces", settings.traces_exporter, meter_provider)
         processor = BatchSpanProcessor(
             RedactingSpanExporter(inner, redactor, resource, drops),
             max_queue_size=settings.bsp_max_queue_size,
@@ -181,11 +186,7 @@ def build_logger_provider(
             ResourceLogExporter(sinks.log_exporter, resource, drops)
         )
     elif settings.logs_exporter != "none":
-        inner = (
-            _exporters.otlp_exporter("logs", exporter_target(settings, "logs"), meter_provider)
-            if settings.logs_exporter == "otlp"
-            else _exporters.console_exporter("logs")
-        )
+        inner = _push_exporter(settings, "logs", settings.logs_exporter, meter_provider)
         processor = BatchLogRecordProcessor(
             ResourceLogExporter(inner, resource, drops),
             max_queue_size=settings.blrp_max_queue_size,
