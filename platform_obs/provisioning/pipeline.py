@@ -17,7 +17,7 @@ from platform_obs.provisioning.render.alerts import render_rule_group
 from platform_obs.provisioning.render.dashboards import render_dashboards
 from platform_obs.provisioning.render.definitions import AlertDefinition, resolve_alerts
 from platform_obs.provisioning.render.prometheus_rules import render_rule_file
-from platform_obs.provisioning.spec import ServiceSpec, load_specs
+from platform_obs.provisioning.spec import ServiceSpec, read_specs
 from platform_obs.provisioning.templates import Templates, load_templates
 
 
@@ -72,13 +72,11 @@ def build(
     to ``warnings`` when given. ``backstage_catalog`` adds Backstage catalog files to
     ``extra_files``; ``grafana_url`` only makes their dashboard links absolute.
     """
-    problems = []
-    specs: list[ServiceSpec] = []
+    # Every stage runs on whatever it can, so one round of fixes addresses every problem.
+    problems: list[Problem] = []
+    specs, spec_problems = read_specs([Path(p) for p in paths])
+    problems.extend(spec_problems)
     templates: Templates | None = None
-    try:
-        specs = load_specs([Path(p) for p in paths])
-    except ValidationFailed as exc:
-        problems.extend(exc.problems)
     try:
         templates = load_templates(templates_dir)
     except ValidationFailed as exc:
@@ -87,18 +85,22 @@ def build(
         policy.policy_source(templates_dir, policy_file)
     )
     problems.extend(policy_problems)
-    if templates is not None:
-        problems.extend(validate.check_specs(specs, templates))
-        if not policy_problems:  # a half-read policy would give misleading verdicts
-            errors, warned = policy.check_specs(the_policy, specs, templates)
-            problems.extend(errors)
-            if warnings is not None:
-                warnings.extend(warned)
-    if problems or templates is None:
+    if templates is None:
         raise ValidationFailed(problems)
-    result = render_all(specs, templates)
-    problems = validate.check_rendered(
-        result.rendered, result.definitions, specs, run_promtool=run_promtool
+    problems.extend(validate.check_specs(specs, templates))
+    if not policy_problems:  # a half-read policy would give misleading verdicts
+        errors, warned = policy.check_specs(the_policy, specs, templates)
+        problems.extend(errors)
+        if warnings is not None:
+            warnings.extend(warned)
+    # Render only configs without problems of their own: the renderer may rely on what the
+    # checks guarantee. Their output is still checked, so its problems are reported too.
+    broken = {p.file for p in problems}
+    result = render_all([s for s in specs if s.file not in broken], templates)
+    problems.extend(
+        validate.check_rendered(
+            result.rendered, result.definitions, specs, run_promtool=run_promtool
+        )
     )
     if problems:
         raise ValidationFailed(problems)

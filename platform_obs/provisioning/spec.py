@@ -149,6 +149,18 @@ def config_files(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
 
 def load_specs(paths: Sequence[Path]) -> list[ServiceSpec]:
     """Load every service config under ``paths``; raises :class:`ValidationFailed`."""
+    specs, problems = read_specs(paths)
+    if problems:
+        raise ValidationFailed(problems)
+    return specs
+
+
+def read_specs(paths: Sequence[Path]) -> tuple[list[ServiceSpec], list[Problem]]:
+    """Every config under ``paths`` that parses, plus the problems of all of them.
+
+    A file with problems may still yield a spec (so later stages can check it too); callers that
+    need only clean specs filter by ``spec.file``.
+    """
     files, problems = config_files(paths)
     specs: list[ServiceSpec] = []
     seen: dict[str, ServiceSpec] = {}
@@ -169,9 +181,7 @@ def load_specs(paths: Sequence[Path]) -> list[ServiceSpec]:
             continue
         seen[spec.name] = spec
         specs.append(spec)
-    if problems:
-        raise ValidationFailed(problems)
-    return specs
+    return specs, problems
 
 
 def parse_spec(doc: Located) -> tuple[ServiceSpec | None, list[Problem]]:

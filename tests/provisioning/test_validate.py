@@ -182,3 +182,21 @@ def test_promtool_errors_map_back_to_the_service_file(tmp_path: Path) -> None:
 
 def test_build_runs_promtool_on_good_output() -> None:
     assert build([EXAMPLE]).prometheus_rules
+
+
+def test_problems_of_every_file_and_stage_come_back_in_one_round(tmp_path: Path) -> None:
+    """A schema error in one file does not hide another file's PromQL error (render stage)."""
+    write(tmp_path, config(service="Billing"), "billing.yaml")
+    bad_promql = config(
+        service="ledger",
+        custom_alerts=[{"name": "LedgerLag", "summary": "lag", "expr": "sum(rate(foo[5m]) >"}],
+    )
+    write(tmp_path, bad_promql, "ledger.yaml")
+    write(tmp_path, config(service="orders"), "orders.yaml")  # clean: no problems of its own
+    with pytest.raises(ValidationFailed) as err:
+        build([tmp_path], run_promtool=False)
+    by_file = {Path(p.file).name: p for p in err.value.problems}
+    assert set(by_file) == {"billing.yaml", "ledger.yaml"}
+    assert by_file["billing.yaml"].path == "service"
+    assert by_file["ledger.yaml"].path == "custom_alerts[0].expr"
+    assert "invalid PromQL" in by_file["ledger.yaml"].message
