@@ -51,9 +51,8 @@ def _first_env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None
 
 
 def fallback_service_name() -> str:
-    """The spec's recognisable fallback: ``unknown_service:<process executable>``."""
-    executable = Path(sys.argv[0] if sys.argv and sys.argv[0] else sys.executable).name or "python"
-    return f"{UNKNOWN_SERVICE_PREFIX}:{executable}"
+    """The spec's recognisable fallback: ``unknown_service:<process.executable.name>``."""
+    return f"{UNKNOWN_SERVICE_PREFIX}:{Path(sys.executable).name or 'python'}"
 
 
 def new_instance_id() -> str:

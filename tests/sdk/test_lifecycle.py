@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 from otlp_receiver import OtlpReceiver
@@ -252,3 +254,19 @@ def test_export_resumes_when_collector_returns() -> None:
         assert names == ["after-recovery"]
         assert "flushed=True" in out
         assert "dropped=1" in out
+
+
+def test_missing_service_name_warns_and_falls_back_recognisably() -> None:
+    done = run_service(
+        """
+        import platform_obs
+        handle = platform_obs.init(traces_exporter="none", metrics_exporter="none", logs_exporter="none")
+        print(f"name={handle.resource.attributes['service.name']}")
+        platform_obs.get_logger("x").info("hello")
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    expected = f"unknown_service:{Path(sys.executable).name}"
+    assert done.marker("name") == expected
+    assert "MissingServiceNameWarning" in done.stderr and "OTEL_SERVICE_NAME" in done.stderr
+    assert done.json_lines[0]["service"] == expected
