@@ -17,12 +17,8 @@ from typing import Any
 
 from opentelemetry import _logs as logs_api
 from opentelemetry import metrics as metrics_api
-from opentelemetry import propagate
 from opentelemetry import trace as trace_api
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from platform_obs import _instrumentation, _logs, _resource
 from platform_obs._config import ConfigError, Settings, load_settings
@@ -233,9 +229,8 @@ def init(**arguments: Any) -> Telemetry:
         trace_api.set_tracer_provider(providers.tracer)
         metrics_api.set_meter_provider(providers.meter)
         logs_api.set_logger_provider(providers.logger)
-        propagate.set_global_textmap(
-            CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
-        )
+        # Propagation: the API's default is W3C tracecontext + baggage and honours OTEL_PROPAGATORS,
+        # so there is nothing to set here.
         _globals_set = True
         _install_logging(handle, otlp=True)
         _register_process_hooks()

@@ -99,3 +99,23 @@ print(f"server_spans={{len(telemetry.spans('GET /orders/<int:order_id>'))}}")
     ).split("=")[1]
     assert "flask" not in instrumented.split(",")
     assert "server_spans=1" in proc.stdout
+
+
+def test_w3c_tracecontext_and_baggage_are_propagated() -> None:
+    done = run_service(
+        """
+        import platform_obs
+        from opentelemetry import baggage, context, propagate, trace
+        platform_obs.init(service_name="s", traces_exporter="none", metrics_exporter="none", logs_exporter="none")
+        token = context.attach(baggage.set_baggage("tenant", "acme"))
+        with trace.get_tracer("t").start_as_current_span("out") as span:
+            carrier = {}
+            propagate.inject(carrier)
+            print(f"trace={span.get_span_context().trace_id:032x}")
+        print(f"traceparent={carrier['traceparent']}")
+        print(f"baggage={carrier['baggage']}")
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.marker("traceparent").split("-")[1] == done.marker("trace")
+    assert done.marker("baggage") == "tenant=acme"
