@@ -124,6 +124,13 @@ def build_meter_provider(
     return provider, closers
 
 
+def _from_code(settings: Settings, name: str) -> Any:
+    """A limit set by argument or pyproject; None lets the SDK read the environment itself, where a
+    span-specific variable (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT) beats the general one."""
+    source = settings.sources.get(name)
+    return getattr(settings, name) if source and source.kind in ("argument", "pyproject") else None
+
+
 def _push_exporter(
     settings: Settings, signal: Signal, kind: str, meter_provider: MeterProvider
 ) -> Any:
@@ -145,8 +152,10 @@ def build_tracer_provider(
         sampler=_sampler(settings),
         resource=resource.original,
         span_limits=SpanLimits(
-            max_attributes=settings.attribute_count_limit,
-            max_attribute_length=settings.attribute_value_length_limit,
+            max_attributes=_from_code(settings, "attribute_count_limit"),
+            max_span_attributes=_from_code(settings, "attribute_count_limit"),
+            max_attribute_length=_from_code(settings, "attribute_value_length_limit"),
+            max_span_attribute_length=_from_code(settings, "attribute_value_length_limit"),
         ),
         shutdown_on_exit=False,
     )

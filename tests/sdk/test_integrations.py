@@ -119,3 +119,27 @@ def test_w3c_tracecontext_and_baggage_are_propagated() -> None:
     assert done.returncode == 0, done.stderr
     assert done.marker("traceparent").split("-")[1] == done.marker("trace")
     assert done.marker("baggage") == "tenant=acme"
+
+
+def test_attribute_limits_follow_the_spec_precedence() -> None:
+    code = """
+        import platform_obs
+        from opentelemetry import trace
+        platform_obs.init(service_name="s", traces_exporter="none", metrics_exporter="none", logs_exporter="none"{extra})
+        with trace.get_tracer("t").start_as_current_span("x") as span:
+            for i in range(10):
+                span.set_attribute(f"k{{i}}", "v" * 50)
+        print(f"count={{len(span.attributes)}}")
+        print(f"length={{len(span.attributes['k9'])}}")
+        """
+    env = {
+        "OTEL_ATTRIBUTE_COUNT_LIMIT": "5",
+        "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "3",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "8",
+    }
+    by_env = run_service(code.format(extra=""), env)
+    assert by_env.returncode == 0, by_env.stderr
+    assert by_env.marker("count") == "3"  # the span-specific variable beats the general one
+    assert by_env.marker("length") == "8"
+    by_argument = run_service(code.format(extra=", attribute_count_limit=7"), env)
+    assert by_argument.marker("count") == "7"  # an init() argument beats both
