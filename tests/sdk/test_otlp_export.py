@@ -94,6 +94,8 @@ def test_three_signals_reach_the_collector(receiver: OtlpReceiver, protocol: str
     failed = [entry for entry in receiver.logs() if entry.body == "request failed"]
     assert failed and failed[0].severity_text == "ERROR"
     assert failed[0].attributes["exception"][0]["exc_type"] == "InjectedFault"
+    assert failed[0].attributes["exception.type"] == "InjectedFault"
+    assert "injected failure" in failed[0].attributes["exception.message"]
 
     # The same events printed once each as JSON lines on stdout, with W3C ids.
     lines = [line for line in done.json_lines if line.get("event") == "order fetched"]
