@@ -187,10 +187,10 @@ class OtlpEmitter:
             if k not in _OTLP_SKIP
         }
         exc = event_dict.get(F.exception)
-        if type(exc) is list and exc and type(exc[-1]) is dict:
-            # Semantic-convention keys too, which backends know how to show.
-            attributes["exception.type"] = str(exc[-1].get("exc_type", ""))
-            attributes["exception.message"] = str(exc[-1].get("exc_value", ""))
+        if type(exc) is list and exc and type(exc[0]) is dict:
+            # Semantic-convention keys too, which backends know how to show (first = the raised one).
+            attributes["exception.type"] = str(exc[0].get("exc_type", ""))
+            attributes["exception.message"] = str(exc[0].get("exc_value", ""))
         self._logger(str(event_dict.get(F.logger, ""))).emit(
             timestamp=time.time_ns(),
             severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
