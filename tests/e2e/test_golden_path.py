@@ -14,7 +14,6 @@ See docs/golden-path.md. Set-up and processes: conftest.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -591,12 +590,6 @@ def test_traceql_uses_attributes_the_spans_have(golden: GoldenPath) -> None:
     assert {s.resource[conventions.SERVICE_NAME] for s in spans} == {SERVICE}
 
 
-@pytest.mark.xfail(
-    condition=importlib.util.find_spec("opentelemetry.instrumentation.system_metrics") is not None,
-    reason="opentelemetry-instrumentation-system-metrics is installed: init() loads it and it "
-    "emits process.* / cpython.gc.* under the SDK's own metric names, so runtime panels count twice",
-    strict=True,
-)
 def test_runtime_metrics_come_from_one_source(golden: GoldenPath) -> None:
     prom = golden.prometheus
     selector = f'service_name="{SERVICE}", deployment_environment_name="{FAULTY}"'
