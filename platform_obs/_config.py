@@ -119,6 +119,23 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+def _exporter_list(options: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
+    """The spec's comma-separated exporter list (``otlp,console``); ``none`` stands alone."""
+    expected = "a comma-separated list of " + ", ".join(options)
+
+    def parse(raw: Any) -> tuple[str, ...]:
+        items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+        names = tuple(dict.fromkeys(str(x).strip().lower() for x in items if str(x).strip()))
+        unknown = [n for n in names if n not in options]
+        if unknown:
+            raise ValueError(f"{expected} (unknown: {', '.join(unknown)})")
+        if not names or ("none" in names and len(names) > 1):
+            raise ValueError(f"'none' alone, or {expected}")
+        return () if names == ("none",) else names
+
+    return parse
+
+
 def _text(raw: Any) -> str:
     return str(raw).strip()
 
@@ -175,9 +192,10 @@ class Settings:
     team: str | None = None
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
 
-    traces_exporter: str = "otlp"
-    metrics_exporter: str = "otlp"
-    logs_exporter: str = "otlp"
+    #: Exporter names per signal; empty means none.
+    traces_exporter: tuple[str, ...] = ("otlp",)
+    metrics_exporter: tuple[str, ...] = ("otlp",)
+    logs_exporter: tuple[str, ...] = ("otlp",)
 
     otlp_protocol: str = "grpc"
     otlp_endpoint: str | None = None
@@ -245,13 +263,17 @@ _KNOBS: dict[str, _Knob] = {
     "team": _Knob(_text, "PLATFORM_OBS_TEAM"),
     "resource_attributes": _Knob(_key_values, None, ("OTEL_RESOURCE_ATTRIBUTES",)),
     "traces_exporter": _Knob(
-        _choice(_EXPORTERS["traces"]), "PLATFORM_OBS_TRACES_EXPORTER", ("OTEL_TRACES_EXPORTER",)
+        _exporter_list(_EXPORTERS["traces"]),
+        "PLATFORM_OBS_TRACES_EXPORTER",
+        ("OTEL_TRACES_EXPORTER",),
     ),
     "metrics_exporter": _Knob(
-        _choice(_EXPORTERS["metrics"]), "PLATFORM_OBS_METRICS_EXPORTER", ("OTEL_METRICS_EXPORTER",)
+        _exporter_list(_EXPORTERS["metrics"]),
+        "PLATFORM_OBS_METRICS_EXPORTER",
+        ("OTEL_METRICS_EXPORTER",),
     ),
     "logs_exporter": _Knob(
-        _choice(_EXPORTERS["logs"]), "PLATFORM_OBS_LOGS_EXPORTER", ("OTEL_LOGS_EXPORTER",)
+        _exporter_list(_EXPORTERS["logs"]), "PLATFORM_OBS_LOGS_EXPORTER", ("OTEL_LOGS_EXPORTER",)
     ),
     "otlp_protocol": _Knob(
         _choice(_PROTOCOLS), "PLATFORM_OBS_OTLP_PROTOCOL", ("OTEL_EXPORTER_OTLP_PROTOCOL",)

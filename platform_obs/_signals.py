@@ -85,10 +85,23 @@ def build_meter_provider(
 ) -> tuple[MeterProvider, list[Any]]:
     readers: list[MetricReader] = []
     closers: list[Any] = []
-    kind = settings.metrics_exporter
     if sinks is not None:
         readers.append(sinks.metric_reader)
-    elif kind in ("otlp", "console"):
+        kinds: tuple[str, ...] = ()
+    else:
+        kinds = settings.metrics_exporter
+    for kind in kinds:
+        if kind == "prometheus":
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            from prometheus_client import start_http_server
+
+            promoted = set(c.PROMOTED_RESOURCE_ATTRIBUTES)
+            readers.append(PrometheusMetricReader(resource_attribute_filter=promoted.__contains__))
+            server, _thread = start_http_server(
+                settings.prometheus_port, addr=settings.prometheus_host
+            )
+            closers.append(server.shutdown)
+            continue
         preferences: dict[str, Any] = {
             "preferred_temporality": {},  # cumulative: what Prometheus-style backends need
             "preferred_aggregation": second_scale_histograms(),
@@ -107,14 +120,6 @@ def build_meter_provider(
                 export_timeout_millis=settings.metric_export_timeout * 1000,
             )
         )
-    elif kind == "prometheus":
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import start_http_server
-
-        promoted = set(c.PROMOTED_RESOURCE_ATTRIBUTES)
-        readers.append(PrometheusMetricReader(resource_attribute_filter=promoted.__contains__))
-        server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
-        closers.append(server.shutdown)
     provider = MeterProvider(
         metric_readers=readers,
         resource=resource.original,
@@ -159,24 +164,28 @@ def build_tracer_provider(
         ),
         shutdown_on_exit=False,
     )
-    processor: SpanProcessor | None = None
+    processors: list[SpanProcessor] = []
     if sinks is not None:
-        processor = SimpleSpanProcessor(
-            RedactingSpanExporter(sinks.span_exporter, redactor, resource, drops)
+        processors.append(
+            SimpleSpanProcessor(
+                RedactingSpanExporter(sinks.span_exporter, redactor, resource, drops)
+            )
         )
-    elif settings.traces_exporter != "none":
-        inner = _push_exporter(settings, "traces", settings.traces_exporter, meter_provider)
-        processor = BatchSpanProcessor(
-            RedactingSpanExporter(inner, redactor, resource, drops),
-            max_queue_size=settings.bsp_max_queue_size,
-            schedule_delay_millis=settings.bsp_schedule_delay * 1000,
-            max_export_batch_size=min(
-                settings.bsp_max_export_batch_size, settings.bsp_max_queue_size
-            ),
-            export_timeout_millis=settings.bsp_export_timeout * 1000,
-            meter_provider=meter_provider,
+    for kind in () if sinks is not None else settings.traces_exporter:
+        inner = _push_exporter(settings, "traces", kind, meter_provider)
+        processors.append(
+            BatchSpanProcessor(
+                RedactingSpanExporter(inner, redactor, resource, drops),
+                max_queue_size=settings.bsp_max_queue_size,
+                schedule_delay_millis=settings.bsp_schedule_delay * 1000,
+                max_export_batch_size=min(
+                    settings.bsp_max_export_batch_size, settings.bsp_max_queue_size
+                ),
+                export_timeout_millis=settings.bsp_export_timeout * 1000,
+                meter_provider=meter_provider,
+            )
         )
-    if processor is not None:
+    for processor in processors:
         provider.add_span_processor(processor)
     return provider
 
@@ -189,24 +198,26 @@ def build_logger_provider(
     sinks: Sinks | None,
 ) -> LoggerProvider:
     provider = LoggerProvider(resource=resource.original, shutdown_on_exit=False)
-    processor: LogRecordProcessor | None = None
+    processors: list[LogRecordProcessor] = []
     if sinks is not None:
-        processor = SimpleLogRecordProcessor(
-            ResourceLogExporter(sinks.log_exporter, resource, drops)
+        processors.append(
+            SimpleLogRecordProcessor(ResourceLogExporter(sinks.log_exporter, resource, drops))
         )
-    elif settings.logs_exporter != "none":
-        inner = _push_exporter(settings, "logs", settings.logs_exporter, meter_provider)
-        processor = BatchLogRecordProcessor(
-            ResourceLogExporter(inner, resource, drops),
-            max_queue_size=settings.blrp_max_queue_size,
-            schedule_delay_millis=settings.blrp_schedule_delay * 1000,
-            max_export_batch_size=min(
-                settings.blrp_max_export_batch_size, settings.blrp_max_queue_size
-            ),
-            export_timeout_millis=settings.blrp_export_timeout * 1000,
-            meter_provider=meter_provider,
+    for kind in () if sinks is not None else settings.logs_exporter:
+        inner = _push_exporter(settings, "logs", kind, meter_provider)
+        processors.append(
+            BatchLogRecordProcessor(
+                ResourceLogExporter(inner, resource, drops),
+                max_queue_size=settings.blrp_max_queue_size,
+                schedule_delay_millis=settings.blrp_schedule_delay * 1000,
+                max_export_batch_size=min(
+                    settings.blrp_max_export_batch_size, settings.blrp_max_queue_size
+                ),
+                export_timeout_millis=settings.blrp_export_timeout * 1000,
+                meter_provider=meter_provider,
+            )
         )
-    if processor is not None:
+    for processor in processors:
         provider.add_log_record_processor(processor)
     return provider
 

@@ -282,20 +282,23 @@ def check_otlp(
     exporters = {
         "traces": settings.traces_exporter,
         "metrics": settings.metrics_exporter,
-        "logs": settings.logs_exporter if settings.log_to_otlp else "none (log_to_otlp=false)",
+        "logs": settings.logs_exporter if settings.log_to_otlp else (),
     }
     resource = _resource(service or settings.service_name, settings.environment)
     results: list[CheckResult] = []
     reachable: dict[tuple[str, int], str | None] = {}
     for signal in SIGNALS:
         name = f"otlp {signal}"
-        if exporters[signal] != "otlp":
+        if "otlp" not in exporters[signal]:
             hint = (
                 "the --prometheus-url check covers metrics scraped from the pull endpoint"
-                if exporters[signal] == "prometheus"
+                if "prometheus" in exporters[signal]
                 else ""
             )
-            results.append(skip(name, f"{signal} exporter is {exporters[signal]}, not otlp", hint))
+            shown = ",".join(exporters[signal]) or "none"
+            if signal == "logs" and not settings.log_to_otlp:
+                shown = "none (log_to_otlp=false)"
+            results.append(skip(name, f"{signal} exporter is {shown}, not otlp", hint))
             continue
         target = exporter_target(settings, signal, environ)  # type: ignore[arg-type]
         target = dataclasses.replace(target, timeout=min(target.timeout, timeout))

@@ -13,6 +13,17 @@ from platform_obs._config import ConfigError, exporter_target, load_settings
 NO_FILE = False
 
 
+def test_exporter_lists_follow_the_spec() -> None:
+    env = {"OTEL_TRACES_EXPORTER": "otlp, console,otlp", "OTEL_LOGS_EXPORTER": "none"}
+    s = load_settings({}, env, NO_FILE)
+    assert s.traces_exporter == ("otlp", "console")  # de-duplicated, order kept
+    assert s.logs_exporter == ()
+    assert s.metrics_exporter == ("otlp",)
+    assert load_settings({"metrics_exporter": "prometheus"}, {}, NO_FILE).metrics_exporter == (
+        "prometheus",
+    )
+
+
 def test_defaults() -> None:
     s = load_settings({}, {}, NO_FILE)
     assert (
@@ -93,7 +104,11 @@ def test_resource_attributes_with_sensitive_keys_are_redacted_when_described() -
             {"OTEL_SDK_DISABLED": "yes"},
             "environment variable OTEL_SDK_DISABLED has invalid value 'yes': expected true or false",
         ),
-        ({"OTEL_METRICS_EXPORTER": "zipkin"}, "expected one of otlp, console, none, prometheus"),
+        (
+            {"OTEL_METRICS_EXPORTER": "otlp,zipkin"},
+            "expected a comma-separated list of otlp, console, none, prometheus (unknown: zipkin)",
+        ),
+        ({"OTEL_TRACES_EXPORTER": "none,otlp"}, "expected 'none' alone, or a comma-separated list"),
         ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "expected one of grpc, http/protobuf"),
         (
             {"PLATFORM_OBS_SHUTDOWN_TIMEOUT": "soon"},

@@ -143,3 +143,24 @@ def test_attribute_limits_follow_the_spec_precedence() -> None:
     assert by_env.marker("length") == "8"
     by_argument = run_service(code.format(extra=", attribute_count_limit=7"), env)
     assert by_argument.marker("count") == "7"  # an init() argument beats both
+
+
+def test_two_trace_exporters_both_receive_each_span() -> None:
+    from otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        env = {**receiver.env("grpc"), "OTEL_TRACES_EXPORTER": "otlp,console"}
+        done = run_service(
+            """
+            import platform_obs
+            from opentelemetry import trace
+            handle = platform_obs.init(service_name="s", metrics_exporter="none", logs_exporter="none")
+            with trace.get_tracer("t").start_as_current_span("twice"):
+                pass
+            print(f"flushed={handle.shutdown(timeout=10)}")
+            """,
+            env,
+        )
+        assert done.returncode == 0, done.stderr
+        assert [s.name for s in receiver.spans()] == ["twice"]
+        assert '"name": "twice"' in done.stdout  # the console exporter's JSON
