@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote
 
 Signal = Literal["traces", "metrics", "logs"]
@@ -46,8 +46,9 @@ class ConfigError(ValueError):
     """A configuration value is invalid. The message names where it came from."""
 
 
-@dataclass(frozen=True)
-class Source:
+# NamedTuples rather than dataclasses for the small records: they are built at import time, and
+# dataclass code generation is a measurable share of start-up.
+class Source(NamedTuple):
     """Where a setting's value came from, for error messages and ``describe()``."""
 
     kind: Literal["argument", "env", "pyproject", "default"]
@@ -169,8 +170,7 @@ def _millis_to_seconds(raw: Any) -> float:
 # --- the settings ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Knob:
+class _Knob(NamedTuple):
     """How one setting is read: its parser, its env names (PLATFORM_OBS first, then OTEL_)."""
 
     parse: Callable[[Any], Any]
@@ -433,8 +433,7 @@ def load_settings(
     return Settings(**values, sources=sources)
 
 
-@dataclass(frozen=True)
-class ExporterTarget:
+class ExporterTarget(NamedTuple):
     """Where and how one signal's OTLP exporter sends."""
 
     protocol: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk._logs.export import (
@@ -30,8 +30,7 @@ from platform_obs._export import (
 from platform_obs._redaction import Redactor
 
 
-@dataclass
-class Sinks:
+class Sinks(NamedTuple):
     """In-memory destinations replacing the configured exporters (used by ``platform_obs.testing``)."""
 
     span_exporter: SpanExporter

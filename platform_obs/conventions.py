@@ -20,8 +20,8 @@ Storage convention (documented in the README, "Metric pipeline"):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Final, Literal
+from dataclasses import dataclass
+from typing import Final, Literal, NamedTuple
 
 InstrumentKind = Literal["counter", "updowncounter", "histogram", "gauge"]
 
@@ -247,8 +247,7 @@ METRICS: Final[dict[str, Metric]] = {
 # --- logs and traces ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LogFields:
+class LogFields(NamedTuple):
     """Keys of the JSON log line the SDK writes."""
 
     timestamp: str = "timestamp"
@@ -261,9 +260,7 @@ class LogFields:
     span_id: str = "span_id"
     exception: str = "exception"
     #: Level names as written (lower case, like structlog).
-    levels: tuple[str, ...] = field(
-        default=("debug", "info", "warning", "error", "critical"), compare=False
-    )
+    levels: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
 
 LOG_FIELDS: Final = LogFields()

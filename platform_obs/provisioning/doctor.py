@@ -17,7 +17,6 @@ Secrets (Grafana token, OTLP headers) never appear in results.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -301,7 +300,7 @@ def check_otlp(
             results.append(skip(name, f"{signal} exporter is {shown}, not otlp", hint))
             continue
         target = exporter_target(settings, signal, environ)  # type: ignore[arg-type]
-        target = dataclasses.replace(target, timeout=min(target.timeout, timeout))
+        target = target._replace(timeout=min(target.timeout, timeout))
         where = f"{target.endpoint} ({target.protocol})"
         address = _host_port(target.endpoint, target.protocol)
         if address not in reachable:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -31,7 +31,7 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 _SUFFIXES = ("bucket", "sum", "count")
 #: Labels that exist in Prometheus without being an OpenTelemetry attribute.
 PROMETHEUS_LABELS = frozenset({"le", "__name__", "job", "instance"})
-LOG_FIELD_NAMES = tuple(f.name for f in fields(conventions.LogFields) if f.name != "levels")
+LOG_FIELD_NAMES = tuple(f for f in conventions.LogFields._fields if f != "levels")
 
 
 def known_attributes() -> frozenset[str]:
