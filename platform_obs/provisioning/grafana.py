@@ -22,8 +22,8 @@ import niquests
 from grafana_client import GrafanaApi, TokenAuth
 from grafana_client.client import GrafanaException, GrafanaTimeoutError
 
+from platform_obs.provisioning.durations import duration_seconds
 from platform_obs.provisioning.model import MANAGER
-from platform_obs.provisioning.plan import duration_seconds
 
 T = TypeVar("T")
 

@@ -22,11 +22,11 @@ import copy
 import difflib
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from platform_obs.provisioning.durations import duration_seconds
 from platform_obs.provisioning.model import (
     FOLDER_UID_PREFIX,
     MANAGED_BY_LABEL,
@@ -178,28 +178,6 @@ def normalise_dashboard(model: dict[str, Any]) -> dict[str, Any]:
 
 _SERVER_RULE_FIELDS = ("id", "orgID", "orgId", "updated", "provenance", "folderUID", "ruleGroup")
 _RULE_DURATION_FIELDS = ("for", "keep_firing_for")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def duration_seconds(value: Any) -> float | None:
-    """``"5m"``, ``"1h30m"``, ``"5m0s"`` or a number of seconds -> seconds (None if unparsable)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not text:
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            return None
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        pos = m.end()
-    return total if pos == len(text) else None
 
 
 def _is_empty(value: Any) -> bool:

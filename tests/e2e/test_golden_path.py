@@ -320,7 +320,9 @@ def test_every_series_carries_the_promoted_resource_labels(golden: GoldenPath) -
     prom = golden.prometheus
     promoted = [prom_label(a) for a in conventions.PROMOTED_RESOURCE_ATTRIBUTES]
     wait_for(
-        lambda: prom.query('http_server_request_duration_seconds_count{job="service"}'),
+        lambda: prom.query(
+            conventions.HTTP_SERVER_REQUEST_DURATION.series("count") + '{job="service"}'
+        ),
         30,
         what="request metrics",
     )

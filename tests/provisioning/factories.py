@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from platform_obs import conventions
 from platform_obs.provisioning.model import (
     FOLDER_UID_PREFIX,
     MANAGED_BY_LABEL,
@@ -17,7 +18,7 @@ from platform_obs.provisioning.model import (
 )
 
 TEAM = "payments"
-REQUESTS = "http_server_request_duration_seconds_count"
+REQUESTS = conventions.HTTP_SERVER_REQUEST_DURATION.series("count")
 
 
 def team_folder_uid(team: str = TEAM) -> str:
