@@ -27,8 +27,8 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from platform_obs.provisioning import model
-from platform_obs.provisioning.placeholders import Scope, expand
-from platform_obs.provisioning.render.scope import ENV_LABEL, SERVICE_LABEL, dashboard_scope
+from platform_obs.provisioning.placeholders import Scope, expand, expand_query
+from platform_obs.provisioning.render.scope import dashboard_scope, env_values_query
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import DashboardTemplate, PanelTemplate, Templates
 
@@ -77,7 +77,7 @@ def _variables(spec: ServiceSpec, template: DashboardTemplate, scope: Scope) -> 
         .current(VariableOption(selected=True, text=uid, value=uid))
         for kind, uid in uids.items()
     ]
-    env_query = f'label_values({{{SERVICE_LABEL}="$service"}}, {ENV_LABEL})'
+    env_query = env_values_query(spec)
     out.append(
         db.QueryVariable("env")
         .label("Environment")
@@ -124,7 +124,8 @@ def _explore_url(datasource: str, query: str) -> str:
 def _target(panel: PanelTemplate, index: int, scope: Scope) -> Any:
     target = panel.targets[index]
     ref = chr(ord("A") + index)
-    expr = expand(target.expr, scope)
+    expr = expand_query(target.expr, scope) if panel.datasource == "prometheus" else None
+    expr = expr or expand(target.expr, scope)
     if panel.datasource == "prometheus":
         query: Any = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(_ds("prometheus"))
         query = query.instant() if target.instant else query.range()

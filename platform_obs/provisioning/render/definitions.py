@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from platform_obs.provisioning import model
-from platform_obs.provisioning.placeholders import Scope, expand, expand_value
+from platform_obs.provisioning.placeholders import Scope, expand, expand_query, expand_value
 from platform_obs.provisioning.render.dashboards import dashboard_uid, selected_dashboards
-from platform_obs.provisioning.render.scope import base_values, slo_values
+from platform_obs.provisioning.render.scope import base_values, query_rewrite, slo_values
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import (
     AlertTemplate,
@@ -110,7 +110,12 @@ def applicable_templates(spec: ServiceSpec, templates: Templates) -> list[AlertT
 
 
 def alert_scope(spec: ServiceSpec, template: AlertTemplate, params: dict[str, Any]) -> Scope:
-    scope = Scope(values=base_values(spec, dashboard=False), params=params, slo=slo_values(spec))
+    scope = Scope(
+        values=base_values(spec, dashboard=False),
+        params=params,
+        slo=slo_values(spec),
+        query_rewrite=query_rewrite(spec, dashboard=False),
+    )
     burn = template.burn_rate
     if burn is None or spec.slos is None:
         return scope
@@ -121,6 +126,7 @@ def alert_scope(spec: ServiceSpec, template: AlertTemplate, params: dict[str, An
         params=params,
         slo=scope.slo,
         functions={"burn_rate": lambda tier: burn_rate_expr(burn, tier, period, budget, scope)},
+        query_rewrite=scope.query_rewrite,
     )
 
 
@@ -182,7 +188,7 @@ def _definition(
         uid=model.stable_uid(spec.name, template.id, rule.id),
         alert=expand(rule.alert, scope),
         title=expand(rule.title, scope),
-        expr=" ".join(expand(rule.expr, scope).split()),
+        expr=" ".join(expand_query(rule.expr, scope).split()),
         for_=str(expand_value(rule.for_, scope)),
         labels=labels,
         annotations=annotations,

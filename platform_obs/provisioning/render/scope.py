@@ -6,10 +6,13 @@ environment; alert rules select with the service's concrete values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from platform_obs import conventions
 from platform_obs.provisioning.placeholders import Scope
+from platform_obs.provisioning.render import label_scheme
 from platform_obs.provisioning.spec import ServiceSpec
 
 SERVICE_LABEL = conventions.prom_label(conventions.SERVICE_NAME)
@@ -26,8 +29,16 @@ def _regex_escape(value: str) -> str:
     return "".join("\\" + c if c in r".^$*+?()[]{}|\\" else c for c in value)
 
 
+def _env_pattern(spec: ServiceSpec, *, dashboard: bool) -> str:
+    return '"$env"' if dashboard else quote("|".join(_regex_escape(e) for e in spec.environments))
+
+
 def series_selector(spec: ServiceSpec, *, dashboard: bool) -> str:
     """Label matchers selecting the service's series (without braces)."""
+    if spec.metric_labels == label_scheme.TARGET_INFO:
+        # The environment is on target_info only: query_rewrite() joins and filters on it.
+        service = "$service" if dashboard else spec.name
+        return f"{label_scheme.JOB}={quote(label_scheme.job_value(service, spec.namespace))}"
     if dashboard:
         parts = [f'{SERVICE_LABEL}="$service"', f'{ENV_LABEL}=~"$env"']
     else:
@@ -36,6 +47,25 @@ def series_selector(spec: ServiceSpec, *, dashboard: bool) -> str:
     if spec.namespace:
         parts.insert(1, f"{NAMESPACE_LABEL}={quote(spec.namespace)}")
     return ", ".join(parts)
+
+
+def query_rewrite(spec: ServiceSpec, *, dashboard: bool) -> Callable[[str], str] | None:
+    """The label scheme's rewrite of a whole query (``None`` when series carry every label)."""
+    if spec.metric_labels != label_scheme.TARGET_INFO:
+        return None
+    join = label_scheme.Join(
+        series_selector(spec, dashboard=dashboard),
+        f"{ENV_LABEL}=~{_env_pattern(spec, dashboard=dashboard)}",
+    )
+    return partial(label_scheme.apply, join=join)
+
+
+def env_values_query(spec: ServiceSpec) -> str:
+    """The dashboards' ``$env`` variable query (Grafana's ``label_values``)."""
+    if spec.metric_labels == label_scheme.TARGET_INFO:
+        job = label_scheme.job_value("$service", spec.namespace)
+        return f"label_values({label_scheme.TARGET_INFO_METRIC}{{job={quote(job)}}}, {ENV_LABEL})"
+    return f'label_values({{{SERVICE_LABEL}="$service"}}, {ENV_LABEL})'
 
 
 def le_matcher(threshold: float) -> str:
@@ -83,4 +113,8 @@ def base_values(spec: ServiceSpec, *, dashboard: bool) -> dict[str, str]:
 
 
 def dashboard_scope(spec: ServiceSpec) -> Scope:
-    return Scope(values=base_values(spec, dashboard=True), slo=slo_values(spec))
+    return Scope(
+        values=base_values(spec, dashboard=True),
+        slo=slo_values(spec),
+        query_rewrite=query_rewrite(spec, dashboard=True),
+    )
