@@ -102,7 +102,9 @@ def build(peer: Peer, go: str) -> Path:
         return binary
     target_dir.mkdir(parents=True, exist_ok=True)
     with (target_dir / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel run waits for this build instead of redoing it
+        fcntl.flock(
+            lock, fcntl.LOCK_EX
+        )  # a parallel run waits for this build instead of redoing it
         if binary.exists():
             return binary
         partial = target_dir / f".{peer.binary}.partial"

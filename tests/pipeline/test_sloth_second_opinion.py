@@ -17,8 +17,6 @@ Deliberate differences (docs/metric-pipeline.md, "Sloth as a second opinion"):
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -94,9 +92,7 @@ def sloth_spec(spec: ServiceSpec, tiers: dict[str, set[str]]) -> dict[str, Any]:
         alerting: dict[str, Any] = {"name": SLOTH_ALERT, "labels": {"slo": name}}
         for tier in TIERS:
             key = f"{tier}_alert"
-            alerting[key] = (
-                {"labels": {"tier": tier}} if tier in tiers[name] else {"disable": True}
-            )
+            alerting[key] = {"labels": {"tier": tier}} if tier in tiers[name] else {"disable": True}
         slos.append(
             {
                 "name": name,
@@ -163,7 +159,9 @@ SCENARIOS = [
         "incident after a quiet day, and a slow burn",
         4 * DAY,
         {
-            "production": _phases((DAY, 0.0002, 0.001), (3 * HOUR, 0.1, 0.2), (4 * DAY, 0.0002, 0.001)),
+            "production": _phases(
+                (DAY, 0.0002, 0.001), (3 * HOUR, 0.1, 0.2), (4 * DAY, 0.0002, 0.001)
+            ),
             "staging": _phases((4 * DAY, 0.005, 0.004)),
         },
         # 10% errors burn the 0.1% budget 100x, 20% slow requests the 1% budget 20x; 0.5% errors
@@ -245,7 +243,9 @@ def input_series(spec: ServiceSpec, scenario: Scenario) -> list[dict[str, str]]:
             failed.append(errors)
             fast_ok.append(REQUESTS_PER_MIN - errors - slow_n)
         for status, counts, fast in (("200", ok, fast_ok), ("500", failed, failed)):
-            out.append({"series": f'{COUNT}{{{labels}, {STATUS}="{status}"}}', "values": _values(counts)})
+            out.append(
+                {"series": f'{COUNT}{{{labels}, {STATUS}="{status}"}}', "values": _values(counts)}
+            )
             out.append(
                 {
                     "series": f'{BUCKET}{{{labels}, {STATUS}="{status}", le="{le}"}}',
@@ -306,7 +306,14 @@ def test_burn_rate_alerts_agree_with_sloth(sloth: Path, scenario: Scenario, tmp_
     tests = {
         "rule_files": ["ours.yaml", "sloth.yaml"],
         "evaluation_interval": f"{STEP_MIN}m",
-        "tests": [{"name": scenario.name, "interval": f"{STEP_MIN}m", "input_series": series, "promql_expr_test": checks}],
+        "tests": [
+            {
+                "name": scenario.name,
+                "interval": f"{STEP_MIN}m",
+                "input_series": series,
+                "promql_expr_test": checks,
+            }
+        ],
     }
     (tmp_path / "compare.yaml").write_text(yaml.safe_dump(tests, sort_keys=False), encoding="utf-8")
     result = subprocess.run(
