@@ -31,6 +31,7 @@ from golden_run import (
     FAIL_RATIO,
     FAULTY,
     HEALTHY,
+    PULL,
     SERVICE,
     SLOW_MS,
     SLOW_RATIO,
@@ -522,7 +523,7 @@ def test_logql_uses_fields_and_labels_the_sdk_writes(golden: GoldenPath) -> None
     targets = [t for t in dashboard_targets(golden) if t.datasource == "loki"]
     assert targets
     # The service's stream, as Loki derives it from the OTLP resource (service.name -> service_name).
-    records = golden.receiver.logs()
+    records = (golden.loki or golden.receiver).logs()
     assert records and {r.resource.get(conventions.SERVICE_NAME) for r in records} == {SERVICE}
     assert prom_label(conventions.SERVICE_NAME) == conventions.LOKI_SERVICE_LABEL
     assert all(r.resource.get(conventions.DEPLOYMENT_ENVIRONMENT) for r in records)
@@ -550,10 +551,16 @@ def test_logql_uses_fields_and_labels_the_sdk_writes(golden: GoldenPath) -> None
         if line is None or not key[0]:
             continue
         assert {k: loki_line.get(k) for k in used} == {k: line.get(k) for k in used}
-        # The event's own fields too (order_id ...): the panels show the whole line.
-        assert {k: v for k, v in line.items() if k not in ("timestamp", "logger")} == {
-            k: v for k, v in loki_line.items() if k in line and k not in ("timestamp", "logger")
+        # The event's own fields too (order_id, logger ...): the panels show the whole line.
+        # Not compared: the timestamp (Loki keeps the record's own) and the structured
+        # exception (OTLP attributes carry no null: a None inside it arrives as "None").
+        # The record's semantic-convention exception.* attributes come on top.
+        skip = (LOG_FIELDS.timestamp, LOG_FIELDS.exception)
+        assert {k: v for k, v in line.items() if k not in skip} == {
+            k: v for k, v in loki_line.items() if k in line and k not in skip
         }
+        extra = set(loki_line) - set(line)
+        assert {k for k in extra if not k.startswith("exception.")} == set(), extra
         compared += 1
     assert compared > 10
     assert {line[LOG_FIELDS.level] for line in lines} <= set(LOG_FIELDS.levels)
@@ -630,3 +637,40 @@ def test_runtime_metrics_come_from_one_source(golden: GoldenPath) -> None:
         f"sum({golden.select(conventions.PROCESS_MEMORY_USAGE.prom_name, FAULTY)})"
     )
     assert 0.5 * rss < value < 1.5 * rss, (value, rss)
+
+
+def test_exemplars_lead_from_the_latency_histogram_to_received_traces(golden: GoldenPath) -> None:
+    if golden.metric_path == PULL:
+        pytest.skip("the SDK's pull endpoint (Prometheus text format) carries no exemplars")
+    bucket = conventions.HTTP_SERVER_REQUEST_DURATION.series("bucket")
+    now = time.time()
+
+    def exemplars() -> list[dict[str, Any]]:
+        data = golden.prometheus.api(
+            "query_exemplars",
+            {
+                "query": f'{bucket}{{job="{golden.job}"}}',
+                "start": f"{now - 600}",
+                "end": f"{now + 600}",
+            },
+        )
+        return [e for series in data for e in series["exemplars"]]
+
+    found = wait_for(exemplars, 30, what="exemplars of the latency histogram")
+    trace_ids = {e["labels"].get("trace_id") for e in found}
+    assert None not in trace_ids, found[:3]
+    # Spans are exported in batches: the exemplars' traces arrive at the trace receiver.
+    wait_for(
+        lambda: (
+            len(trace_ids & {s.trace_id for s in golden.receiver.spans()}) >= len(trace_ids) / 2
+        ),
+        30,
+        what="the exemplars' traces at the trace receiver",
+    )
+    server = _server_spans(golden)
+    linked = [e for e in found if e["labels"]["trace_id"] in server]
+    assert linked, "no exemplar names a server span the trace receiver got"
+    # The exemplar is the request's own duration: the span's, within the bucket it sits in.
+    for e in linked[:20]:
+        span = server[e["labels"]["trace_id"]]
+        assert abs(float(e["value"]) - span.duration_s) < 0.05, (e, span.duration_s)
