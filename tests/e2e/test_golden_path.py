@@ -42,6 +42,8 @@ from prometheus_servers import wait_for
 
 from platform_obs import conventions
 from platform_obs.conventions import DURATION_BUCKETS_SECONDS, LOG_FIELDS, prom_label
+from platform_obs.provisioning import doctor
+from platform_obs.provisioning.spec import load_specs
 
 pytestmark = pytest.mark.e2e
 
@@ -674,3 +676,26 @@ def test_exemplars_lead_from_the_latency_histogram_to_received_traces(golden: Go
     for e in linked[:20]:
         span = server[e["labels"]["trace_id"]]
         assert abs(float(e["value"]) - span.duration_s) < 0.05, (e, span.duration_s)
+
+
+def test_doctor_recognises_the_backends_label_scheme(golden: GoldenPath) -> None:
+    (spec,) = load_specs([golden.templates_dir.parent / "config"])
+    fits = "promoted" if golden.promoted else "target_info"
+    other = "target_info" if golden.promoted else "promoted"
+    results = {
+        r.name: r
+        for r in doctor.check_prometheus(
+            golden.prometheus.url, spec, timeout=10, metric_labels=fits
+        )
+    }
+    scheme = results.pop("label scheme")
+    assert scheme.status == "ok" and f"platform.metric_labels: {fits} fits" in scheme.detail
+    # With the scheme known, the series checks find every environment of the service.
+    for name, result in results.items():
+        if name != f"series {conventions.TELEMETRY_DROPPED.name}":
+            assert result.status == "ok" and FAULTY in result.detail and HEALTHY in result.detail, (
+                result
+            )
+    wrong, _ = doctor.check_label_scheme(golden.prometheus.url, spec, other, 10)
+    assert wrong.status == "fail", wrong
+    assert f"metric_labels: {fits}" in wrong.hint and f"metric_labels: {other}" in wrong.detail
