@@ -144,3 +144,13 @@ def peer_binary(name: str) -> Path:
         return build(PEERS[name], go)
     except PeerBuildError as exc:
         pytest.fail(str(exc))
+
+
+def prebuild(names: list[str]) -> None:
+    """Build these peers one after the other (a background start; errors surface in the tests)."""
+    go = _go()
+    if go is None:
+        return
+    for name in names:
+        with contextlib.suppress(PeerBuildError, OSError, subprocess.SubprocessError):
+            build(PEERS[name], go)

@@ -353,10 +353,12 @@ def _prometheus3_config(alertmanager: str, promote: bool) -> str:
             ]
         },
     }
-    if promote:  # docs/metric-pipeline.md, path 3
-        config["otlp"] = {
-            "promote_resource_attributes": list(conventions.PROMOTED_RESOURCE_ATTRIBUTES)
-        }
+    # docs/metric-pipeline.md, path 3. Scope labels (otel_scope_name) as on the other paths.
+    config["otlp"] = {"promote_scope_metadata": True}
+    if promote:
+        config["otlp"]["promote_resource_attributes"] = list(
+            conventions.PROMOTED_RESOURCE_ATTRIBUTES
+        )
     return yaml.safe_dump(config, sort_keys=False)
 
 
