@@ -28,7 +28,13 @@ from opentelemetry._logs import SeverityNumber
 
 from platform_obs import conventions as c
 from platform_obs._redaction import SCALARS, Redactor, mask_url_passwords, type_name
-from platform_obs._sanitize import clean_text, json_safe, otlp_safe, safe_str
+from platform_obs._sanitize import (
+    clean_text,
+    json_safe_fields,
+    one_line,
+    otlp_safe_fields,
+    safe_str,
+)
 
 EventDict = MutableMapping[str, Any]
 Processor = Callable[[Any, str, EventDict], Any]
@@ -159,7 +165,8 @@ def _attribute_value(value: Any) -> Any:
     if isinstance(value, _PRIMITIVES):
         return value
     if isinstance(value, Mapping):
-        return {str(k): _attribute_value(v) for k, v in value.items()}
+        # An empty key would be dropped by the SDK with a warning line of its own.
+        return {(str(k) or "<empty>"): _attribute_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_attribute_value(v) for v in value]
     return str(value)
@@ -191,7 +198,7 @@ class OtlpEmitter:
             # A value the fast conversion cannot take (a raising __str__, odd keys): retry with
             # every value made safe; if even that fails the record is dropped, the line still printed.
             with contextlib.suppress(Exception):
-                self._emit(otlp_safe(dict(event_dict)))
+                self._emit(otlp_safe_fields(event_dict))
         return event_dict
 
     def _emit(self, event_dict: Mapping[str, Any]) -> None:
@@ -225,20 +232,20 @@ def _json_default(value: Any) -> Any:
 
 
 # Built once: json.dumps() with any option builds a new encoder on every call. allow_nan=False: a
-# bare NaN is not JSON; such a value sends the event down the safe path instead (see below).
+# bare NaN is not JSON; such a value sends the event down the safe path instead (see json_renderer).
 _ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, allow_nan=False)
 
 
 def json_renderer(_logger: Any, _method_name: str, event_dict: EventDict) -> str:
     """One strict-JSON line. The C encoder takes the common event; anything it rejects (NaN and
     infinities, cycles, keys that are not strings, a raising ``__repr__``) is re-rendered from a
-    safe copy (:func:`platform_obs._sanitize.json_safe`), so the line is always written."""
+    safe copy (:func:`platform_obs._sanitize.json_safe_fields`), so the line is always written."""
     event_dict.pop(_MARK_INTERNAL, None)
     try:
         line = _ENCODER.encode(event_dict)
     except Exception:
-        line = _ENCODER.encode(json_safe(event_dict))
-    return line if line.isascii() else clean_text(line)
+        line = _ENCODER.encode(json_safe_fields(event_dict))
+    return one_line(line)
 
 
 class SafeConsoleRenderer:
@@ -250,9 +257,9 @@ class SafeConsoleRenderer:
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> Any:
         snapshot = dict(event_dict)
         try:
-            return clean_text(self._inner(logger, method_name, event_dict))
+            return one_line(self._inner(logger, method_name, event_dict))
         except Exception:
-            return clean_text(self._inner(logger, method_name, json_safe(snapshot)))
+            return one_line(self._inner(logger, method_name, json_safe_fields(snapshot)))
 
 
 class StdoutWriter:

@@ -45,6 +45,19 @@ def clean_text(text: str) -> str:
     return text
 
 
+# Characters other tools split lines on (Python's splitlines, JavaScript, some log shippers) that
+# the JSON encoder leaves raw inside strings: escaped, so one event stays one line everywhere.
+_LINE_BREAKS: Final = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def one_line(line: str) -> str:
+    """A rendered JSON line made safe to write: lone surrogates replaced, Unicode line breaks
+    escaped. Costs nothing for ASCII lines (the common case)."""
+    if line.isascii():
+        return line
+    return clean_text(line).translate(_LINE_BREAKS)
+
+
 def safe_str(value: Any) -> str:
     """``str(value)``, or a placeholder naming its type when that raises."""
     try:
@@ -96,9 +109,8 @@ def _walk(value: Any, depth: int, path: tuple[int, ...], otlp: bool) -> Any:
                 return circular(value)
             inner = (*path, id(value))
             if isinstance(value, Mapping):
-                return {
-                    safe_str(k): _walk(v, depth + 1, inner, otlp) for k, v in list(value.items())
-                }
+                key = _otlp_key if otlp else safe_str
+                return {key(k): _walk(v, depth + 1, inner, otlp) for k, v in list(value.items())}
             items = [_walk(v, depth + 1, inner, otlp) for v in list(value)]
             if isinstance(value, (set, frozenset)):
                 # Sets have no order; sort their text for stable lines (as before).
@@ -121,6 +133,19 @@ def _walk(value: Any, depth: int, path: tuple[int, ...], otlp: bool) -> Any:
 def json_safe(value: Any) -> Any:
     """A copy of ``value`` made of dict/list/str/int/float/bool/None that strict JSON can carry."""
     return _walk(value, 0, (), otlp=False)
+
+
+def json_safe_fields(event: Mapping[Any, Any]) -> dict[str, Any]:
+    """An event's fields made safe one by one (the depth bound counts from each field)."""
+    return {safe_str(k): json_safe(v) for k, v in list(event.items())}
+
+
+def otlp_safe_fields(event: Mapping[Any, Any]) -> dict[str, Any]:
+    return {safe_str(k): otlp_safe(v) for k, v in list(event.items())}
+
+
+def _otlp_key(key: Any) -> str:
+    return safe_str(key) or "<empty>"  # the SDK drops empty keys, with a warning line
 
 
 def otlp_safe(value: Any) -> Any:
