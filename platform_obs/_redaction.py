@@ -21,7 +21,8 @@ from typing import Any, Final
 REDACTED: Final = "[REDACTED]"
 
 #: Nesting deeper than this is replaced by a placeholder (nothing below it is printed or exported).
-MAX_DEPTH: Final = 32
+#: 20 levels of mappings stay within the 100-message nesting protobuf decoders accept.
+MAX_DEPTH: Final = 20
 
 #: Normalised substrings that make a key sensitive. Extend with ``redact_keys`` / PLATFORM_OBS_REDACT_KEYS.
 DEFAULT_SENSITIVE_PATTERNS: Final[tuple[str, ...]] = (

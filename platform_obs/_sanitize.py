@@ -5,7 +5,7 @@ these functions are the slow path for the rare value they reject, and they never
 
 * a value whose ``__repr__``/``__str__`` raises becomes ``"<unrepresentable TypeName>"``;
 * cycles become ``"<circular reference: TypeName>"``, nesting past ``MAX_DEPTH`` ``"<nested deeper
-  than 32: TypeName>"``;
+  than 20: TypeName>"``;
 * keys that are not strings become their ``str()``; lone surrogates become U+FFFD;
 * JSON: ``NaN``, ``Infinity`` and ``-Infinity`` become those strings (the protobuf JSON mapping's
   spelling: strict JSON has no such numbers);

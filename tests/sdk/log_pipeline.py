@@ -17,9 +17,11 @@ from typing import Any
 
 import structlog
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
+from otlp_receiver import any_value, attributes
 
 from platform_obs import _logs
 from platform_obs._export import DropReporter, ProcessResource, ResourceLogExporter
@@ -77,6 +79,16 @@ class Pipeline:
     def exported_bytes(self) -> bytes:
         """The records as the OTLP exporter would send them (raises if protobuf cannot encode)."""
         return encode_logs(self.records()).SerializeToString()
+
+    def exported_records(self) -> list[tuple[Any, dict[str, Any]]]:
+        """(body, attributes) of each record, decoded back from the encoded OTLP request."""
+        request = ExportLogsServiceRequest.FromString(self.exported_bytes())
+        return [
+            (any_value(r.body), attributes(r.attributes))
+            for rl in request.resource_logs
+            for sl in rl.scope_logs
+            for r in sl.log_records
+        ]
 
     def clear(self) -> None:
         self.memory.clear()
