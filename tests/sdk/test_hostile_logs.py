@@ -237,3 +237,33 @@ def test_any_event_gives_exactly_one_strict_json_line(
     if otlp:
         assert len(pipeline.records()) == 1
         assert pipeline.exported_bytes()
+
+
+# --- redaction inside every shape (finding: only plain dicts were searched) -------------------------
+
+
+def test_redaction_reaches_every_mapping_and_sequence_and_leaves_callers_objects_alone() -> None:
+    secret = "hunter2-marker"
+    headers = collections.OrderedDict(Authorization=f"Bearer {secret}", accept="json")
+    shapes: dict[str, Any] = {
+        "ordered": headers,
+        "default": collections.defaultdict(list, {"password": secret}),
+        "proxy": types.MappingProxyType({"api_key": secret}),
+        "list_of_dicts": [{"token": secret}, {"n": 1}],
+        "tuple_of_dicts": ({"secret": secret},),
+        "nested": {"a": [{"b": ({"client_secret": secret},)}]},
+        "pairs": [(b"cookie", secret.encode()), ("x-trace", "ok")],
+    }
+    before = repr(shapes)
+    pipeline = Pipeline()
+    with pipeline.stdout() as out:
+        pipeline.log.info("request", **shapes)
+    entry = _check_line(out.getvalue())
+    assert secret not in out.getvalue()
+    assert entry["ordered"] == {"Authorization": "[REDACTED]", "accept": "json"}
+    assert entry["list_of_dicts"] == [{"token": "[REDACTED]"}, {"n": 1}]
+    assert entry["nested"] == {"a": [{"b": [{"client_secret": "[REDACTED]"}]}]}
+    assert entry["pairs"][0][1] == "[REDACTED]" and entry["pairs"][1] == ["x-trace", "ok"]
+    ((_body, exported),) = pipeline.exported_records()
+    assert secret not in repr(exported)
+    assert repr(shapes) == before  # copies were redacted, the service's own objects untouched
