@@ -114,6 +114,13 @@ class Injection:
     method: str | None
     path_prefix: str | None
     retry_after: str | None
+    #: Raw answer body (with ``content_type``) instead of Grafana's JSON error body.
+    body: bytes | None = None
+    content_type: str = "application/json"
+    #: Perform the request, then close the connection without answering (the answer is lost).
+    lose_answer: bool = False
+    #: Perform the request, then wait this long before answering (past a client's timeout).
+    answer_delay: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining <= 0:
@@ -141,6 +148,22 @@ class _Response:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: Sent as is (with ``content_type``) instead of ``body`` as JSON.
+    raw: bytes | None = None
+    content_type: str = "application/json"
+
+
+#: What a reverse proxy or an SSO gateway in front of Grafana answers instead of the API.
+LOGIN_PAGE = (
+    b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+    b'<title>Sign in - Example SSO</title>\n</head>\n<body>\n<form method="post">\n'
+    b'<input name="username"><input name="password" type="password">\n</form>\n'
+    b"</body>\n</html>\n"
+)
+NOT_FOUND_PAGE = (
+    b"<html>\n<head><title>404 Not Found</title></head>\n<body>\n"
+    b"<center><h1>404 Not Found</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>\n"
+)
 
 
 class GrafanaDouble:
@@ -152,11 +175,22 @@ class GrafanaDouble:
         *,
         grafana_version: str = "11.6.0",
         viewer_token: str | None = None,
+        latency: float = 0.0,
+        mount: str = "",
     ) -> None:
         self.token = token
         self.viewer_token = viewer_token
         self.grafana_version = grafana_version
+        #: Seconds every request waits before it is handled: a round trip to a remote Grafana.
+        self.latency = latency
+        #: Serve under a sub-path ("/grafana") like Grafana behind a reverse proxy with
+        #: ``root_url``/``serve_from_sub_path``; anything outside it gets the proxy's 404 page.
+        self.mount = "/" + mount.strip("/") if mount.strip("/") else ""
+        #: "normal"; "repeat": search ignores ``page`` and always answers page 1 (a proxy that
+        #: drops the query, an old server); "endless": every page is full of new hits.
+        self.search_paging = "normal"
         self.url = ""
+        self.base_url = ""
         self.requests: list[RecordedRequest] = []
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, dict[str, Any]] = {}
@@ -184,7 +218,8 @@ class GrafanaDouble:
         # The default prints tracebacks for client disconnects (timeouts, drops) to stderr.
         server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.url = self.base_url + self.mount
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -227,17 +262,38 @@ class GrafanaDouble:
         method: str | None = None,
         path_prefix: str | None = None,
         retry_after: str | None = None,
+        body: bytes | str | None = None,
+        content_type: str = "application/json",
+        lose_answer: bool = False,
+        answer_delay: float = 0.0,
     ) -> None:
         """Make the next ``times`` matching requests fail, stall or lose their connection.
 
-        ``status`` answers with that code; ``delay`` sleeps first (then handles normally unless
-        ``status``/``drop`` is also set); ``drop`` closes the connection without a response.
+        ``status`` answers with that code (and ``body``/``content_type`` instead of Grafana's
+        JSON error, e.g. an HTML login page or JSON of the wrong shape); ``delay`` sleeps first
+        (then handles normally unless ``status``/``drop`` is also set); ``drop`` closes the
+        connection without a response. ``lose_answer`` performs the request and then closes the
+        connection; ``answer_delay`` performs it and answers only after that many seconds: the
+        write lands but the client never sees the answer.
         """
-        if status is None and not drop and delay <= 0:
-            raise ValueError("inject() needs status, drop=True or a delay")
+        if status is None and not (drop or lose_answer) and delay <= 0 and answer_delay <= 0:
+            raise ValueError("inject() needs status, drop, lose_answer or a delay")
+        raw = body.encode() if isinstance(body, str) else body
         with self._lock:
             self._injections.append(
-                Injection(status, times, delay, drop, method, path_prefix, retry_after)
+                Injection(
+                    status,
+                    times,
+                    delay,
+                    drop,
+                    method,
+                    path_prefix,
+                    retry_after,
+                    raw,
+                    content_type,
+                    lose_answer,
+                    answer_delay,
+                )
             )
 
     def clear_injections(self) -> None:
@@ -311,6 +367,12 @@ class GrafanaDouble:
         headers: dict[str, str],
         raw: bytes,
     ) -> _Response:
+        if self.latency > 0:
+            time.sleep(self.latency)
+        if self.mount:
+            if path != self.mount and not path.startswith(self.mount + "/"):
+                return _Response(404, raw=NOT_FOUND_PAGE, content_type="text/html")
+            path = path[len(self.mount) :] or "/"
         injection = self._take_injection(method, path)
         if injection is not None:
             if injection.delay > 0:
@@ -319,13 +381,25 @@ class GrafanaDouble:
                 raise _Dropped
             if injection.status is not None:
                 extra = {"Retry-After": injection.retry_after} if injection.retry_after else {}
+                if injection.body is not None:
+                    return _Response(
+                        injection.status,
+                        headers=extra,
+                        raw=injection.body,
+                        content_type=injection.content_type,
+                    )
                 return _Response(
                     injection.status, {"message": f"injected status {injection.status}"}, extra
                 )
         try:
-            return self._dispatch(method, path, query, headers, raw)
+            response = self._dispatch(method, path, query, headers, raw)
         except ApiError as err:
-            return _Response(err.status, err.body)
+            response = _Response(err.status, err.body)
+        if injection is not None and injection.lose_answer:
+            raise _Dropped
+        if injection is not None and injection.answer_delay > 0:
+            time.sleep(injection.answer_delay)
+        return response
 
     def _dispatch(
         self,
@@ -931,6 +1005,10 @@ class GrafanaDouble:
                     hit["folderUrl"] = f"/dashboards/f/{folder['uid']}/{slugify(folder['title'])}"
                 hits.append(hit)
         hits.sort(key=lambda h: (h["type"] != "dash-folder", h["title"].lower()))
+        if self.search_paging == "repeat":
+            page = 1
+        if self.search_paging == "endless":
+            return _Response(200, [_endless_hit(page, i) for i in range(limit)])
         return _Response(200, hits[(page - 1) * limit : page * limit])
 
     # ------------------------------------------------------------------ alert rules
@@ -1305,6 +1383,11 @@ class GrafanaDouble:
         }
 
 
+def _endless_hit(page: int, i: int) -> dict[str, Any]:
+    uid = f"endless-{page}-{i}"
+    return {"id": i, "uid": uid, "title": uid, "type": "dash-db", "tags": [], "url": f"/d/{uid}"}
+
+
 def _int_param(query: dict[str, list[str]], name: str, default: int) -> int:
     try:
         return int(query.get(name, [default])[0])
@@ -1378,12 +1461,14 @@ class _Handler(BaseHTTPRequestHandler):
         record.status = response.status
         self.owner._record(record)
         payload = b""
-        if response.status != 204 and response.body is not None:
+        if response.raw is not None:
+            payload = response.raw
+        elif response.status != 204 and response.body is not None:
             payload = json.dumps(response.body).encode()
         try:
             self.send_response(response.status)
             if payload:
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in response.headers.items():
                 self.send_header(name, value)
