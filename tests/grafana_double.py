@@ -103,6 +103,8 @@ class RecordedRequest:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    #: ``time.monotonic()`` when the request arrived.
+    started: float = 0.0
 
 
 @dataclass
@@ -200,6 +202,9 @@ class GrafanaDouble:
         self._next_id = 1
         self._next_rule_id = 1
         self._lock = threading.RLock()
+        #: Requests being handled right now, and the most seen at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -1447,9 +1452,13 @@ class _Handler(BaseHTTPRequestHandler):
             body_repr: Any = json.loads(raw) if raw else None
         except (ValueError, UnicodeDecodeError):
             body_repr = raw.decode("utf-8", "replace")
-        record = RecordedRequest(method, path, query, 0, body_repr, headers)
+        record = RecordedRequest(method, path, query, 0, body_repr, headers, time.monotonic())
+        owner = self.owner
+        with owner._lock:
+            owner.in_flight += 1
+            owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
         try:
-            response = self.owner.handle(method, path, query, headers, raw)
+            response = owner.handle(method, path, query, headers, raw)
         except _Dropped:
             self.owner._record(record)
             self.close_connection = True
@@ -1458,6 +1467,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except Exception as exc:  # a bug in the double must surface as a 500, not a hang
             response = _Response(500, {"message": f"internal error in double: {exc!r}"})
+        finally:
+            with owner._lock:
+                owner.in_flight -= 1
         record.status = response.status
         self.owner._record(record)
         payload = b""

@@ -634,7 +634,8 @@ class Grafana:
         if isinstance(value, kind):
             return value
         response = getattr(self._local, "response", None)
-        if isinstance(value, str) or response is None:
+        ctype = response.headers.get("Content-Type") or "" if response is not None else ""
+        if isinstance(value, str) and "json" not in ctype:
             raise self._unexpected(what, method, path)
         expected = "an object" if kind is dict else "a list"
         raise self._unexpected(
