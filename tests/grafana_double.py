@@ -201,6 +201,11 @@ class GrafanaDouble:
         self._injections: list[Injection] = []
         self._next_id = 1
         self._next_rule_id = 1
+        self._filled: dict[str, set[Any]] = {
+            "folders": set(),
+            "dashboards": set(),
+            "rule_groups": set(),
+        }
         self._lock = threading.RLock()
         #: Requests being handled right now, and the most seen at once.
         self.in_flight = 0
@@ -443,9 +448,15 @@ class GrafanaDouble:
             return handler(*args, query=query, headers=headers, body=body, role=role)
 
     def _fill_seeded_defaults(self) -> None:
-        """Complete entries that tests put straight into the state dicts."""
+        """Complete entries that tests put straight into the state dicts.
+
+        Only keys not seen before are looked at (a set difference, so a request costs no walk
+        over all of the state); tests seed by adding keys, the API stores complete entries.
+        """
         now = _now()
-        for uid, folder in self.folders.items():
+        seen = self._filled
+        for uid in self.folders.keys() - seen["folders"]:
+            folder = self.folders[uid]
             folder.setdefault("uid", uid)
             folder.setdefault("title", uid)
             folder.setdefault("parentUid", None)
@@ -455,7 +466,8 @@ class GrafanaDouble:
             folder.setdefault("updated", now)
             if "id" not in folder:
                 folder["id"] = self._alloc_id()
-        for uid, entry in self.dashboards.items():
+        for uid in self.dashboards.keys() - seen["dashboards"]:
+            entry = self.dashboards[uid]
             dash = entry.setdefault("dashboard", {})
             dash.setdefault("uid", uid)
             if "id" not in dash:
@@ -468,12 +480,15 @@ class GrafanaDouble:
             entry.setdefault("provenance", "")
             entry.setdefault("created", now)
             entry.setdefault("updated", now)
-        for (folder_uid, name), group in self.rule_groups.items():
+        for key in self.rule_groups.keys() - seen["rule_groups"]:
+            folder_uid, name = key
+            group = self.rule_groups[key]
             group.setdefault("title", name)
             group.setdefault("folderUid", folder_uid)
             group.setdefault("interval", DEFAULT_RULE_GROUP_INTERVAL)
             for rule in group.setdefault("rules", []):
-                rule.setdefault("uid", _new_uid())
+                if "uid" not in rule:
+                    rule["uid"] = _new_uid()
                 if "id" not in rule:
                     rule["id"] = self._next_rule_pk()
                 rule.setdefault("orgID", 1)
@@ -481,6 +496,9 @@ class GrafanaDouble:
                 rule.setdefault("ruleGroup", name)
                 rule.setdefault("provenance", "")
                 rule.setdefault("updated", now)
+        seen["folders"] = set(self.folders)
+        seen["dashboards"] = set(self.dashboards)
+        seen["rule_groups"] = set(self.rule_groups)
 
     def _authenticate(self, headers: dict[str, str]) -> str:
         auth = headers.get("authorization", "")
@@ -848,6 +866,7 @@ class GrafanaDouble:
                 d
                 for d in self.dashboards.values()
                 if d["folderUid"] == folder_uid
+                and d is not existing
                 and slugify(d["dashboard"].get("title", "")) == slug
                 and d is not existing
             ),
@@ -1201,11 +1220,11 @@ class GrafanaDouble:
 
         # Rules whose uid lives in another group are moved here, as Grafana does.
         moved: dict[str, tuple[tuple[str, str], dict[str, Any]]] = {}
-        for uid in submitted_uids:
-            if uid not in current_by_uid:
-                found = self._find_rule(uid)
-                if found is not None:
-                    moved[uid] = found
+        foreign = [uid for uid in submitted_uids if uid not in current_by_uid]
+        if foreign:
+            # One pass over every rule, not one per submitted uid.
+            where = {r["uid"]: (k, r) for k, g in self.rule_groups.items() for r in g["rules"]}
+            moved = {uid: where[uid] for uid in foreign if uid in where}
 
         def existing_for(rule: dict[str, Any]) -> dict[str, Any] | None:
             uid = rule.get("uid")
