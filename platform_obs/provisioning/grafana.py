@@ -673,7 +673,7 @@ class Grafana:
                 path=path,
             )
         if status == 404:
-            if not is_json:
+            if body and not is_json:
                 # Grafana's own 404s are JSON; an HTML/text 404 comes from something else.
                 return UnexpectedResponse(
                     f"{what}: {where} answered 404{said}; {NOT_GRAFANA_HINT}",
