@@ -185,3 +185,34 @@ def test_retries_under_concurrency_use_each_threads_own_session() -> None:
         assert result.ok, result.failures
         assert len(g.dashboards) == 12
         assert len(sleeps) == 5
+
+
+def test_plan_reads_changed_dashboards_concurrently() -> None:
+    with GrafanaDouble(latency=0.02) as g:
+        assert run(g, rendered(12), parallelism=8).ok
+        changed = rendered(12)
+        for d in changed.dashboards:
+            d.model["title"] += " v2"
+        g.reset_requests()
+        g.max_in_flight = 0
+        plan = build_plan(changed, Grafana(g.url, g.token, parallelism=4))
+        assert plan.counts()["update"] == 12
+        gets = [r for r in g.requests if r.path.startswith("/api/dashboards/uid/")]
+        assert len(gets) == 12
+        assert 2 <= g.max_in_flight <= 4
+
+
+def test_without_rule_export_groups_are_read_one_by_one_concurrently() -> None:
+    with GrafanaDouble(latency=0.02) as g:
+        assert run(g, rendered(10), parallelism=8).ok
+        g.inject(status=404, times=10, path_prefix="/api/v1/provisioning/alert-rules/export")
+        g.reset_requests()
+        g.max_in_flight = 0
+        changed = rendered(10, thresholds={"svc003": 0.3})
+        plan = build_plan(changed, Grafana(g.url, g.token, parallelism=8))
+        assert [c.key for c in plan.by_action("update")] == [
+            f"{service_folder_uid('svc003')}/svc003-alerts"
+        ]
+        groups = [r for r in g.requests if "/rule-groups/" in r.path and r.method == "GET"]
+        assert len(groups) == 10
+        assert g.max_in_flight >= 2
