@@ -191,6 +191,11 @@ def parse_url(raw: str) -> tuple[str, str]:
             f"GRAFANA_URL {shown!r} has a query or fragment; expected only scheme, host, "
             "optional port and optional sub-path (e.g. https://example.com/grafana)"
         )
+    if parts.path.rstrip("/").endswith("/api"):
+        raise ConfigurationError(
+            f"GRAFANA_URL {shown!r} ends in /api; expected Grafana's base URL, the one its web "
+            "UI is served from (e.g. https://grafana.example.com or https://example.com/grafana)"
+        )
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"
@@ -630,6 +635,15 @@ class Grafana:
             path=path,
         )
 
+    def _not_an_api(self, exc: NotFound) -> UnexpectedResponse:
+        """A 404 from an endpoint every Grafana has: the URL is not Grafana's (or too old)."""
+        return UnexpectedResponse(
+            f"{exc} from GET {self.url}{exc.path}, an endpoint every Grafana 9+ has; "
+            f"{NOT_GRAFANA_HINT}",
+            status=404,
+            path=exc.path,
+        )
+
     def _expect(self, value: Any, kind: type, what: str, method: str, path: str) -> Any:
         """The parsed answer, if it has the shape Grafana's API gives; else a clean error."""
         if isinstance(value, kind):
@@ -710,8 +724,12 @@ class Grafana:
             def fetch(p: int = page) -> list[dict[str, Any]]:
                 return self._api.search.search_dashboards(limit=SEARCH_PAGE_SIZE, page=p, **params)
 
+            try:
+                answer = self._call("search", "GET", "/api/search", fetch)
+            except NotFound as exc:
+                raise self._not_an_api(exc) from None
             batch = self._expect(
-                self._call("search", "GET", "/api/search", fetch),
+                answer,
                 list,
                 "search",
                 "GET",
@@ -796,7 +814,10 @@ class Grafana:
         """Every Grafana-managed alert rule, one request (provisioning API shape)."""
         path = "/api/v1/provisioning/alert-rules"
         what = "list alert rules"
-        rules = self._call(what, "GET", path, self._api.alertingprovisioning.get_alertrules_all)
+        try:
+            rules = self._call(what, "GET", path, self._api.alertingprovisioning.get_alertrules_all)
+        except NotFound as exc:
+            raise self._not_an_api(exc) from None
         if rules is None:
             return []
         rules = self._expect(rules, list, what, "GET", path)

@@ -95,6 +95,7 @@ def assert_clean(result: Result, code: int, *secrets: str) -> list[str]:
         ("http://", "has no host"),
         ("http://grafana.example.com/?orgId=1", "query or fragment"),
         ("http://grafana example.com", "whitespace"),
+        ("https://grafana.example.com/api/", "ends in /api"),
     ],
 )
 def test_malformed_grafana_url_is_one_line_exit_1(
@@ -177,6 +178,15 @@ def test_sub_path_left_out_says_what_answered(objects: list[Rendered], config: P
     assert f"GET {g.base_url}/api/search answered 404" in lines[-1]
     assert "404 Not Found" in lines[-1]  # the page's title, not the page
     assert "is GRAFANA_URL pointing at Grafana" in lines[-1]
+
+
+def test_wrong_sub_path_on_a_real_grafana_says_so(
+    grafana: GrafanaDouble, objects: list[Rendered], config: Path
+) -> None:
+    # Grafana itself answers (JSON 404), but the path is not its API.
+    result = run("plan", str(config), url=grafana.url + "/grafana", token=grafana.token)
+    lines = assert_clean(result, 3)
+    assert "not found (404)" in lines[-1] and "is GRAFANA_URL pointing at Grafana" in lines[-1]
 
 
 def test_each_retry_is_announced_on_one_line(
