@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from platform_obs.provisioning import durations
+from platform_obs.provisioning import durations, scalars
 from platform_obs.provisioning.model import Problem, ValidationFailed
 from platform_obs.provisioning.placeholders import did_you_mean
 from platform_obs.provisioning.yamlsrc import Located, join, load
@@ -200,10 +200,25 @@ def parse_spec(doc: Located) -> tuple[ServiceSpec | None, list[Problem]]:
             *problems,
             doc.problem("", "top level must be a mapping", doc.data, "key: value pairs"),
         ]
-    problems.extend(schema_problems(doc))
+    problems.extend(_one_per_key(schema_problems(doc), scalars.problems(doc)))
     if problems:
         return None, problems
     return _build(doc), []
+
+
+def _one_per_key(schema: list[Problem], scalar: list[Problem]) -> list[Problem]:
+    """Schema and scalar problems, one message per key: an unknown key hides what is below it,
+    a bad scalar (NaN, a control character) hides the schema's less precise complaint."""
+    unknown = [p.path for p in schema if p.message.startswith("unknown key")]
+
+    def under_unknown(path: str) -> bool:
+        return any(path == u or path.startswith((f"{u}.", f"{u}[")) for u in unknown)
+
+    kept = [p for p in scalar if not under_unknown(p.path)]
+    paths = {p.path for p in kept}
+    return sorted(
+        [*kept, *(p for p in schema if p.path not in paths)], key=lambda p: (p.line or 0, p.path)
+    )
 
 
 def schema_problems(doc: Located) -> list[Problem]:

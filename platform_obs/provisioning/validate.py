@@ -23,7 +23,7 @@ import promql_parser
 import yaml
 
 from platform_obs import conventions
-from platform_obs.provisioning import durations
+from platform_obs.provisioning import durations, limits
 from platform_obs.provisioning.model import Problem, Rendered, RuleGroup
 from platform_obs.provisioning.placeholders import did_you_mean, known_labels, known_series
 from platform_obs.provisioning.render.dashboards import TARGET_META_KEY
@@ -210,6 +210,9 @@ def check_promql(
     expr: str, *, strict_names: bool, alert: bool = False
 ) -> list[tuple[str, Any, str]]:
     """(message, bad value, expected) for each problem of one expression."""
+    too_big = limits.promql_problem(expr)
+    if too_big:  # the parser's memory grows with the square of an expression's nesting
+        return [(too_big, _shorten(expr), "a smaller PromQL expression")]
     try:
         ast = promql_parser.parse(sample_variables(expr))
     except ValueError as exc:
@@ -249,6 +252,11 @@ def check_promql(
 
     promql_parser.walk(ast, visit)
     return problems
+
+
+def _shorten(text: str, keep: int = 60) -> str:
+    """A long value as shown in a message: its start and its length."""
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
 
 
 # --- rendered objects ---------------------------------------------------------------------------
