@@ -122,8 +122,32 @@ def _validator() -> jsonschema.protocols.Validator:
     return cls(schema())
 
 
-def config_files(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
-    """Expand directories into their ``*.yaml``/``*.yml`` files (sorted, not recursive)."""
+def config_files(
+    paths: Sequence[Path], notes: list[Problem] | None = None
+) -> tuple[list[Path], list[Problem]]:
+    """Expand directories into their ``*.yaml``/``*.yml`` files (sorted, not recursive).
+
+    A file named twice (``a.yaml ./a.yaml``, or a file and its directory) is read once; ``notes``
+    gets a line saying so.
+    """
+    files, problems = _expand(paths)
+    unique: dict[Path, Path] = {}
+    for file in files:
+        try:
+            key = file.resolve()
+        except (OSError, RuntimeError):  # a symlink loop: keep it, reading it reports the error
+            key = file.absolute()
+        if key in unique:
+            if notes is not None:
+                first = unique[key]
+                same = "given more than once" if first == file else f"the same file as {first}"
+                notes.append(Problem(str(file), "", f"{same}; read once"))
+            continue
+        unique[key] = file
+    return list(unique.values()), problems
+
+
+def _expand(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
     files: list[Path] = []
     problems: list[Problem] = []
     for path in paths:
@@ -155,13 +179,15 @@ def load_specs(paths: Sequence[Path]) -> list[ServiceSpec]:
     return specs
 
 
-def read_specs(paths: Sequence[Path]) -> tuple[list[ServiceSpec], list[Problem]]:
+def read_specs(
+    paths: Sequence[Path], notes: list[Problem] | None = None
+) -> tuple[list[ServiceSpec], list[Problem]]:
     """Every config under ``paths`` that parses, plus the problems of all of them.
 
     A file with problems may still yield a spec (so later stages can check it too); callers that
-    need only clean specs filter by ``spec.file``.
+    need only clean specs filter by ``spec.file``. ``notes`` gets files given more than once.
     """
-    files, problems = config_files(paths)
+    files, problems = config_files(paths, notes)
     specs: list[ServiceSpec] = []
     seen: dict[str, ServiceSpec] = {}
     for file in files:
