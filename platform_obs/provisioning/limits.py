@@ -33,6 +33,9 @@ _EXPR_COMPLEX = re.compile(
 )
 
 
+_FLOW_RUN = re.compile(r"(?:[\[{][ \t]*){" + str(MAX_DEPTH + 1) + "}")
+
+
 class LimitExceeded(Exception):
     """An input is over one of the limits; ``line`` is 1-based when known."""
 
@@ -53,6 +56,15 @@ def read_text(path: Path) -> str:
             f"file is larger than {MAX_FILE_BYTES // 1024} KiB (a service config is a few KB)"
         )
     return data.decode("utf-8")
+
+
+def check_text(text: str) -> None:
+    """Refuse a run of more than :data:`MAX_DEPTH` opening brackets before the YAML scanner sees
+    it: PyYAML looks ahead over such a run with quadratic cost (a second per thousand)."""
+    match = _FLOW_RUN.search(text)
+    if match:
+        line = text.count("\n", 0, match.start()) + 1
+        raise LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", line)
 
 
 def check_tree(root: yaml.Node) -> None:

@@ -21,6 +21,22 @@ from platform_obs.provisioning.model import Problem
 class _Loader(yaml.SafeLoader):
     """SafeLoader; a subclass so nothing we do leaks into PyYAML's global resolver tables."""
 
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        # Stop at the nesting limit instead of scanning on: PyYAML's scanner is quadratic in the
+        # nesting depth and its composer recursive (5000 levels took seconds, then a traceback).
+        self._depth += 1
+        try:
+            if self._depth > limits.MAX_DEPTH + 1:
+                mark = self.peek_event().start_mark
+                raise limits.LimitExceeded(
+                    f"nested deeper than {limits.MAX_DEPTH} levels", mark.line + 1
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
 
 def join(path: str, key: str | int) -> str:
     """Extend a key path: ``join("a", "b") == "a.b"``, ``join("a", 0) == "a[0]"``."""
@@ -97,6 +113,7 @@ def parse(text: str, file: str) -> Located:
     doc = Located(file, None)
     loader = None
     try:
+        limits.check_text(text)
         loader = _Loader(text)  # the reader refuses NUL and other unprintable characters here
         node = loader.get_single_node()
         if node is not None:
