@@ -270,19 +270,21 @@ class Throttle:
         self._successes = 0
 
     def acquire(self) -> None:
-        waited_for = 0.0
+        """Wait for the end of any pause and for a free slot, then take the slot."""
+        slept_until = 0.0
         while True:
             with self._cond:
                 target = self._resume_at
-            wait = target - time.monotonic()
-            if wait <= 0 or target <= waited_for:
-                break
-            self._sleep(wait)
-            waited_for = target
-        with self._cond:
-            while self._in_flight >= self.limit:
-                self._cond.wait()
-            self._in_flight += 1
+                if target <= slept_until or target <= time.monotonic():
+                    while self._in_flight >= self.limit:
+                        self._cond.wait()
+                    # A pause that began while this thread waited for a slot counts too.
+                    if self._resume_at == target or self._resume_at <= time.monotonic():
+                        self._in_flight += 1
+                        return
+                    continue
+            self._sleep(max(0.0, target - time.monotonic()))
+            slept_until = target
 
     def release(self, *, throttled: bool = False) -> None:
         with self._cond:
