@@ -125,6 +125,14 @@ def _build(
     return rendered
 
 
+def _os_reason(exc: OSError) -> str:
+    """``[Errno 20] Not a directory: 'x'`` as one plain clause: what failed, and on which path."""
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):  # mkdir through a file
+        reason = "a file is in the way where a directory is needed"
+    return f"{reason} ({exc.filename})" if exc.filename else reason
+
+
 def _warn(warnings: Sequence[Any]) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -217,8 +225,11 @@ def render(
     Also writes backstage/<service>.catalog-info.yaml with the annotations the Backstage Grafana
     plugin reads. Needs no Grafana server. Nothing is written when validation fails.
     """
+    from platform_obs.provisioning.backstage import grafana_url_problem
     from platform_obs.provisioning.outputs import write_all
 
+    if grafana_url is not None and (why := grafana_url_problem(grafana_url)):
+        _fail(why, EXIT_INVALID)
     rendered = _build(
         paths,
         templates_dir,
@@ -226,7 +237,10 @@ def render(
         backstage_catalog=True,
         **_options(policy_file=policy_file, grafana_url=grafana_url),
     )
-    written = write_all(rendered, out_dir)
+    try:
+        written = write_all(rendered, out_dir)
+    except OSError as exc:
+        _fail(f"cannot write the output under --out {out_dir}: {_os_reason(exc)}", EXIT_INVALID)
     for path in written:
         click.echo(str(path))
     click.echo(f"Wrote {len(written)} file(s) to {out_dir}", err=True)
@@ -613,8 +627,11 @@ def scaffold(
             for problem in exc.problems:
                 click.echo(f"error: {str(problem).replace(str(candidate), str(output))}", err=True)
             _fail("the generated config does not validate; nothing was written", EXIT_INVALID)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {_os_reason(exc)}", EXIT_INVALID)
     for warning in warnings:
         click.echo(f"note: {str(warning).replace(str(candidate), str(output))}", err=True)
     click.echo(
