@@ -32,6 +32,8 @@ import niquests
 from grafana_client import GrafanaApi, TokenAuth
 from grafana_client.client import GrafanaException, GrafanaTimeoutError
 
+from platform_obs._redaction import mask_url_passwords as mask_url
+from platform_obs.provisioning import urls
 from platform_obs.provisioning.durations import duration_seconds
 from platform_obs.provisioning.model import MANAGER
 
@@ -117,19 +119,7 @@ FATAL_ERRORS: tuple[type[GrafanaError], ...] = (
 
 # --- secrets in text ------------------------------------------------------------------------------
 
-# user:password@ in a URL, with or without a scheme in front ("admin:pw@grafana:3000").
-_USERINFO = re.compile(r"(^|[/\s'\"(<=])([^\s/@:'\"<>]*):([^\s/@'\"<>]+)@")
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*")
-
-
-def mask_url(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
-    return _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text)
-
-
-def _url_password(raw: str) -> str:
-    match = _USERINFO.search(raw)
-    return match.group(3) if match else ""
 
 
 def one_line(text: str, limit: int = MAX_DETAIL) -> str:
@@ -431,7 +421,7 @@ class Grafana:
         parallelism: int = DEFAULT_PARALLELISM,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
-        self._secrets = tuple(s for s in {token, _url_password(url)} if s)
+        self._secrets = tuple(s for s in {token, urls.credential(url) or ""} if s)
         self._base, self.url = parse_url(url)
         check_token(token)
         self._token = token
