@@ -233,6 +233,13 @@ _prune = click.option(
     help="Also delete objects this tool created for the given services that are no longer "
     "declared. Never touches objects without the platform-obs marker or file-provisioned ones.",
 )
+_adopt = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over objects this config declares that platform-obs cannot prove it created "
+    "(no ownership marker, or another service's): overwrite them and add the marker. Without "
+    "it such updates are refused. Never deletes anything not proven ours.",
+)
 _deep = click.option(
     "--deep",
     is_flag=True,
@@ -269,6 +276,7 @@ def _print_plan(plan: Plan, output: str) -> None:
     help="Exit 2 when there are changes, 0 when there are none (like terraform plan).",
 )
 @_deep
+@_adopt
 @_templates
 @_policy
 @_promtool
@@ -278,6 +286,7 @@ def plan(
     output: str,
     detailed_exitcode: bool,
     deep: bool,
+    adopt: bool,
     templates_dir: Path | None,
     policy_file: Path | None,
     promtool: bool,
@@ -290,8 +299,12 @@ def plan(
 
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
-        the_plan = _grafana_errors(lambda: build_plan(rendered, grafana, prune=prune, deep=deep))
+        the_plan = _grafana_errors(
+            lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
+        )
     _print_plan(the_plan, output)
+    if the_plan.refused:
+        _fail(_refused_message(the_plan), EXIT_INVALID)
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -327,6 +340,7 @@ def plan(
     help="Show a progress bar (default: only when stderr is a terminal).",
 )
 @_deep
+@_adopt
 @_templates
 @_policy
 @_promtool
@@ -340,6 +354,7 @@ def apply(
     message: str | None,
     progress: bool | None,
     deep: bool,
+    adopt: bool,
     templates_dir: Path | None,
     policy_file: Path | None,
     promtool: bool,
@@ -360,9 +375,11 @@ def apply(
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
         the_plan: Plan = _grafana_errors(
-            lambda: build_plan(rendered, grafana, prune=prune, deep=deep)
+            lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         )
         _print_plan(the_plan, "text")
+        if the_plan.refused:
+            _fail(_refused_message(the_plan), EXIT_INVALID)
         if dry_run or not the_plan.has_changes:
             return EXIT_OK
         try:
@@ -381,6 +398,14 @@ def apply(
                 on_step=bar.advance,
             )
     return _report(result)
+
+
+def _refused_message(the_plan: Plan) -> str:
+    n = len(the_plan.refused)
+    return (
+        f"{n} object(s) declared here are not proven to be owned by this config (see 'refused' "
+        "above); nothing was written. Resolve each as its message says, or pass --adopt"
+    )
 
 
 def _report(result: ApplyResult) -> int:
