@@ -196,6 +196,9 @@ def dashboard_verdict(hit: Mapping[str, Any], owner: Owner) -> Verdict:
         and _in_service_namespace(uid, owner.service)
     )
     if legacy:
+        # Earlier releases tagged every dashboard with its team: another team's is not ours.
+        if owner.team and owner.team not in tags:
+            return Verdict("other", f"service {owner.service!r} of another team")
         return LEGACY
     if MANAGER in tags:
         return Verdict(
@@ -344,9 +347,11 @@ def collisions(specs: Sequence[ServiceSpec], rendered: Rendered) -> list[Problem
 
     Each problem names both config files and lines.
     """
-    problems: list[Problem] = []
     seen: dict[tuple[str, str], tuple[str, ServiceSpec, str]] = {}
     by_name = {s.name: s for s in specs}
+    #: (spec, other spec) -> the objects both would own, in order found.
+    clashes: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {}
+    pairs: dict[tuple[str, str], tuple[ServiceSpec, ServiceSpec]] = {}
 
     def claim(kind: str, key: str, owner_id: str, spec: ServiceSpec | None, what: str) -> None:
         if spec is None:
@@ -358,16 +363,9 @@ def collisions(specs: Sequence[ServiceSpec], rendered: Rendered) -> list[Problem
         if first[0] == owner_id:
             return
         _, other, other_what = first
-        where = other.file + (f":{other.line('service')}" if other.line("service") else "")
-        problems.append(
-            spec.problem(
-                "service",
-                f"{kind} {key!r} of {what} is also the {kind} of {other_what} (declared in "
-                f"{where}); two configs would own one Grafana object",
-                spec.name,
-                "a service name that gives this service its own objects",
-            )
-        )
+        pair = (spec.file + "\x00" + spec.name, other.file + "\x00" + other.name)
+        pairs[pair] = (spec, other)
+        clashes.setdefault(pair, []).append((kind, key, what, other_what))
 
     for spec in specs:
         team_uid = team_folder_uid(spec.team)
@@ -382,4 +380,20 @@ def collisions(specs: Sequence[ServiceSpec], rendered: Rendered) -> list[Problem
         claim("rule group", f"{g.folder_uid}/{g.title}", g.service, spec, what)
         for rule in g.rules:
             claim("alert rule uid", str(rule.get("uid")), g.service, spec, what)
+    problems: list[Problem] = []
+    for pair, found in clashes.items():
+        spec, other = pairs[pair]
+        kind, key, what, other_what = found[0]
+        line = other.line("service")
+        where = other.file + (f":{line}" if line else "")
+        more = f" (and {len(found) - 1} more objects)" if len(found) > 1 else ""
+        problems.append(
+            spec.problem(
+                "service",
+                f"{kind} {key!r} of {what} is also the {kind} of {other_what} (declared in "
+                f"{where}){more}; two configs would own the same Grafana objects",
+                spec.name,
+                "a service name that gives this service its own objects",
+            )
+        )
     return problems

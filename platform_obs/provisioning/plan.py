@@ -390,7 +390,7 @@ def _plan_dashboards(
             notes = (f"adopts it (--adopt): {verdict.detail or 'not proven ours'}",)
         same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
         same_folder = (hit.get("folderUid") or "") == d.folder_uid
-        if same_hash and same_folder and not deep:
+        if same_hash and same_folder and not deep and verdict.status == "ours":
             out.append(Change("unchanged", "dashboard", d.uid, d.service, d.title))
             continue
         live = grafana.get_dashboard(d.uid)
