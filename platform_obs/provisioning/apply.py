@@ -198,6 +198,7 @@ def _execute(change: Change, grafana: Grafana, *, message: str, allow_ui_edits: 
             if (live.get("parentUid") or None) != p.get("parentUid"):
                 grafana.move_folder(p["uid"], p.get("parentUid"))
             return "updated"
+        _recheck_folder_delete(change, grafana)
         grafana.delete_folder(change.key)
         return "deleted"
 
@@ -232,11 +233,22 @@ def _recheck_dashboard_delete(change: Change, grafana: Grafana) -> None:
         "tags": (live.get("dashboard") or {}).get("tags") or [],
         "folderUid": (live.get("meta") or {}).get("folderUid") or "",
     }
-    verdict = ownership.dashboard_verdict(hit, owner)
+    verdict = ownership.deletable(ownership.dashboard_verdict(hit, owner), live)
     if not verdict.mine:
         raise NotOwned(
             f"delete dashboard {change.key}: not deleted, it changed since the plan and is no "
             f"longer proven ours ({verdict.detail or verdict.status}); run plan again"
+        )
+
+
+def _recheck_folder_delete(change: Change, grafana: Grafana) -> None:
+    # Deleting a folder deletes everything in it: never while it holds what a person put there.
+    left = grafana.search_folder_contents(change.key)
+    if left:
+        titles = ", ".join(repr(str(h.get("title", h.get("uid")))) for h in left[:3])
+        raise NotOwned(
+            f"delete folder {change.key}: not deleted, it now holds {len(left)} dashboard(s) "
+            f"platform-obs did not delete ({titles}); run plan again"
         )
 
 
@@ -271,12 +283,17 @@ def _save_dashboard(change: Change, grafana: Grafana, message: str) -> str:
     try:
         grafana.save_dashboard(model, p["folderUid"], message, overwrite=False)
     except VersionMismatch as exc:
-        if change.action == "create":
+        if change.action != "create":
+            raise
+        live = grafana.get_dashboard(change.key) if p.get("adopt") else None
+        if live is None:
             raise VersionMismatch(
                 f"save dashboard {change.key}: a dashboard with this uid or title already exists "
                 "in Grafana but is not managed by platform-obs (it lacks the 'platform-obs' tag). "
-                "Delete or rename it, or change the dashboard uid",
+                "Delete or rename it, or pass --adopt to take over one with this uid",
                 path=exc.path,
             ) from None
-        raise
+        # --adopt: take over the dashboard at our uid, still locked to the version just read.
+        model["version"] = (live.get("dashboard") or {}).get("version")
+        grafana.save_dashboard(model, p["folderUid"], message, overwrite=False)
     return "created" if change.action == "create" else "updated"

@@ -22,17 +22,22 @@ a hyphen, so ``po-...`` uids are ours. Folder uids are derived injectively (see
 Objects written by earlier releases (before the marker) are recognised as *legacy*: the old
 ``platform-obs`` + ``service:<name>`` tags (dashboards: plus the ``po-hash:`` tag) or the
 ``managed_by`` + ``service`` labels (rules), **and** a uid derived from the service's name, **and**
-a ``po-`` folder. A hand-made object has none of the last two by accident. Legacy objects are
-adopted: the next apply rewrites them with the marker.
+a ``po-`` folder. A hand-made object has none of the last two by accident. Legacy objects this
+config declares (same uid) are adopted: the next apply rewrites them with the marker. Deleting
+needs more: a legacy dashboard is deleted only while its ``po-hash:`` tag still matches its
+content (untouched since platform-obs wrote it); legacy rules that are no longer declared are
+kept, with a note in the plan.
 
 Every object is classified as ``ours``, ``legacy``, ``other`` (proven for another owner) or
 ``foreign`` (not proven). Updates need ``ours``/``legacy`` (or ``--adopt``); deletes need
-``ours``/``legacy`` always; foreign rules inside a group we write are kept unchanged.
+``ours`` (or a verified legacy dashboard) always; foreign rules inside a group we write are kept
+unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -208,6 +213,43 @@ def dashboard_verdict(hit: Mapping[str, Any], owner: Owner) -> Verdict:
     return Verdict("foreign", "it was not created by platform-obs")
 
 
+def content_hash(model: Mapping[str, Any], folder_uid: str) -> str:
+    """The ``po-hash:`` tag value: a hash of the dashboard as sent (server fields and the hash tag
+    left out) and its folder. Earlier releases computed it the same way."""
+    body = {k: v for k, v in model.items() if k not in ("id", "version")}
+    body["tags"] = [
+        t
+        for t in model.get("tags") or []
+        if not (isinstance(t, str) and t.startswith(HASH_TAG_PREFIX))
+    ]
+    canonical = json.dumps(
+        {"dashboard": body, "folderUid": folder_uid},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def deletable(verdict: Verdict, live: Mapping[str, Any] | None) -> Verdict:
+    """Whether a dashboard may be deleted: ours, or legacy and untouched since it was written.
+
+    ``live`` is ``GET /api/dashboards/uid/...`` (``{"dashboard", "meta"}``).
+    """
+    if verdict.status == "ours" or not verdict.mine:
+        return verdict
+    model = (live or {}).get("dashboard") or {}
+    folder = str(((live or {}).get("meta") or {}).get("folderUid") or "")
+    tag = f"{HASH_TAG_PREFIX}{content_hash(model, folder)}"
+    if tag in (model.get("tags") or []):
+        return verdict
+    return Verdict(
+        "foreign",
+        "created by an earlier platform-obs release and changed since (its po-hash tag no longer "
+        "matches), so not proven ours; delete it in Grafana if it is not needed",
+    )
+
+
 def _parse_rule_marker(value: str) -> Owner | None:
     owner_part, _, _digest_part = value.rpartition("#")
     team, slash, service = owner_part.partition("/")
@@ -296,9 +338,16 @@ class GroupMerge:
 
     def notes(self) -> list[str]:
         out = []
-        foreign = [r for r, v in self.kept if v.status != "other"]
+        foreign = [r for r, v in self.kept if v.status == "foreign"]
         if foreign:
             out.append(f"keeps {_count(foreign)} not managed by platform-obs: {_titles(foreign)}")
+        legacy = [r for r, v in self.kept if v.status == "legacy"]
+        if legacy:
+            out.append(
+                f"keeps {_count(legacy)} that an earlier platform-obs release created but this "
+                f"config no longer declares (no ownership marker, so not deleted; delete by hand "
+                f"if not needed): {_titles(legacy)}"
+            )
         others: dict[str, list[dict[str, Any]]] = {}
         for r, v in self.kept:
             if v.status == "other":
@@ -332,7 +381,7 @@ def merge_group(
         if str(rule.get("uid")) in wanted:
             if not verdict.mine:
                 conflicts.append((dict(rule), verdict))
-        elif verdict.mine:
+        elif verdict.status == "ours":
             removed.append(dict(rule))
         else:
             kept.append(({k: v for k, v in rule.items() if k not in _SERVER_RULE_FIELDS}, verdict))

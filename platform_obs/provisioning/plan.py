@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -171,9 +170,7 @@ def desired_dashboard(d: Dashboard, owner: Owner | None = None) -> dict[str, Any
             tags.append(tag)
     tags = ownership.stamp_dashboard_tags(tags, d.uid, owner or Owner("", d.service))
     model["tags"] = tags
-    digest = hashlib.sha256(
-        canonical_json({"dashboard": model, "folderUid": d.folder_uid}).encode()
-    ).hexdigest()[:12]
+    digest = ownership.content_hash(model, d.folder_uid)
     model["tags"] = [*tags, f"{HASH_TAG_PREFIX}{digest}"]
     return model
 
@@ -374,6 +371,7 @@ def _plan_dashboards(
         owner = ownership.owner_of(rendered, d.service)
         model = desired_dashboard(d, owner)
         payload: dict[str, Any] = {"dashboard": model, "folderUid": d.folder_uid, "owner": owner}
+        payload["adopt"] = adopt
         hit = hits.get(d.uid)
         if hit is None:
             out.append(Change("create", "dashboard", d.uid, d.service, d.title, payload=payload))
@@ -445,6 +443,11 @@ def _plan_dashboards(
                 continue
             live = grafana.get_dashboard(uid)
             if live is None:
+                continue
+            verdict = ownership.deletable(verdict, live)
+            if not verdict.mine:
+                reason = f"kept, not deleted: {verdict.detail}"
+                out.append(Change("skip", "dashboard", uid, service, title, reason=reason))
                 continue
             reason = _provisioned_reason(live)
             if reason:

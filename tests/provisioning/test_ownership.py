@@ -92,8 +92,11 @@ def snapshot(grafana: GrafanaDouble) -> str:
 def strip_markers(grafana: GrafanaDouble) -> None:
     """Make live objects look as the released version (before the marker) left them."""
     for entry in grafana.dashboards.values():
-        tags = entry["dashboard"].get("tags") or []
-        entry["dashboard"]["tags"] = [t for t in tags if not t.startswith("po-owner:")]
+        model = entry["dashboard"]
+        tags = [t for t in model.get("tags") or [] if not t.startswith(("po-owner:", "po-hash:"))]
+        model["tags"] = tags
+        # The released version's content hash: of what it sent, without a marker.
+        model["tags"] = [*tags, f"po-hash:{ownership.content_hash(model, entry['folderUid'])}"]
     for rule in grafana.all_rules():
         rule["annotations"].pop(ownership.OWNER_ANNOTATION, None)
 
@@ -271,6 +274,80 @@ def test_objects_of_the_released_version_are_adopted_and_pruned(
     assert sorted(grafana.dashboards) == ["checkout-overview"]
 
 
+def test_legacy_dashboard_edited_since_is_not_deleted_by_prune(
+    grafana: GrafanaDouble, tmp_path: Path
+) -> None:
+    path = config(tmp_path)
+    assert apply(grafana, str(path)).exit_code == 0
+    strip_markers(grafana)
+    grafana.dashboards["checkout-logs"]["dashboard"]["description"] = "my notes, edited in the UI"
+    path.write_text(
+        path.read_text().replace("# dashboards: [overview, runtime", "dashboards: [overview]  #")
+    )
+    pruned = apply(grafana, str(path), "--prune")
+    assert pruned.exit_code == 0, pruned.output
+    assert sorted(grafana.dashboards) == ["checkout-logs", "checkout-overview"]
+    assert "changed since" in pruned.output
+
+
+def test_rule_with_copied_labels_and_a_lookalike_uid_is_kept(
+    grafana: GrafanaDouble, tmp_path: Path
+) -> None:
+    """Created through the API with a uid that starts like ours and every label copied."""
+    path = config(tmp_path)
+    assert apply(grafana, str(path)).exit_code == 0
+    managed = grafana.rule_groups[GROUP]["rules"][0]
+    lookalike = duplicate_of(managed, "Lookalike")
+    lookalike["uid"] = "checkout-mine"
+    del lookalike["annotations"][ownership.OWNER_ANNOTATION]
+    http(grafana, "POST", "/api/v1/provisioning/alert-rules", lookalike)
+
+    path.write_text(path.read_text().replace("threshold: 0.02", "threshold: 0.03"))
+    result = apply(grafana, str(path), "--prune")
+    assert result.exit_code == 0, result.output
+    assert "Lookalike" in rule_titles(grafana)
+
+
+def test_folder_emptied_by_prune_is_kept_when_a_dashboard_appears_before_the_delete(
+    grafana: GrafanaDouble,
+) -> None:
+    assert run(grafana, rendered(["a", "b"])).ok
+    client = connect(grafana)
+    # Service b is still in scope but declares nothing: prune deletes its objects and folder.
+    only_b_gone = rendered(["a", "b"])
+    only_b_gone.dashboards = [d for d in only_b_gone.dashboards if d.service != "b"]
+    only_b_gone.rule_groups = [g for g in only_b_gone.rule_groups if g.service != "b"]
+    only_b_gone.folders = [f for f in only_b_gone.folders if not f.uid.endswith("-b")]
+    plan = build_plan(only_b_gone, client, prune=True)
+    [folder_delete] = [c for c in plan.deletes if c.kind == "folder"]
+    mine = {"title": "Put here by a person", "tags": []}
+    http(grafana, "POST", "/api/dashboards/db", {"dashboard": mine, "folderUid": folder_delete.key})
+
+    result = apply_plan(plan, client, message="t")
+    assert folder_delete.key in grafana.folders
+    assert any(e["dashboard"]["title"] == mine["title"] for e in grafana.dashboards.values())
+    [failed] = result.failures
+    assert "not deleted" in failed.error
+
+
+def test_adopt_takes_over_an_untagged_dashboard_at_a_declared_uid(
+    grafana: GrafanaDouble, tmp_path: Path
+) -> None:
+    path = config(tmp_path)
+    grafana.add_folder("po-team-payments", "payments")
+    grafana.add_folder("po-checkout", "checkout", "po-team-payments")
+    squatter = {"uid": "checkout-overview", "title": "Someone's board", "tags": []}
+    http(grafana, "POST", "/api/dashboards/db", {"dashboard": squatter, "folderUid": ""})
+
+    refused = apply(grafana, str(path))
+    assert refused.exit_code == 4
+    assert "--adopt" in refused.output
+    assert grafana.dashboards["checkout-overview"]["dashboard"]["title"] == squatter["title"]
+    adopted = apply(grafana, str(path), "--adopt")
+    assert adopted.exit_code == 0, adopted.output
+    assert grafana.dashboards["checkout-overview"]["dashboard"]["title"] != squatter["title"]
+
+
 # --- finding 3: two configs, one object ----------------------------------------------------------
 
 
@@ -358,6 +435,23 @@ def test_same_service_name_of_another_team_is_refused_at_plan(
     assert grafana.writes() == []
     after = snapshot(grafana)
     assert after == before
+
+
+def test_folder_uid_collision_is_detected_naming_both_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should two names ever derive one folder uid (the released derivation here), validate says
+    so, naming both files."""
+    from platform_obs.provisioning.model import stable_uid
+
+    monkeypatch.setattr(ownership, "service_folder_uid", lambda s: stable_uid("po", s))
+    payments = config(tmp_path, "checkout", "payments", file="payments.yaml")
+    infra = config(tmp_path, "team-payments", "infra", file="infra.yaml")
+    result = invoke(None, "validate", str(payments), str(infra), "--no-promtool")
+    assert result.exit_code == 1
+    assert "folder 'po-team-payments'" in result.output
+    assert re.search(r"infra\.yaml:\d+: service:", result.output)
+    assert re.search(r"declared in \S*payments\.yaml:\d+", result.output)
 
 
 # --- markers and uids, directly ------------------------------------------------------------------
