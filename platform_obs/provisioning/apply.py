@@ -266,8 +266,8 @@ def _recheck_rule_group(change: Change, grafana: Grafana) -> dict[str, Any] | No
             f"save rule group {change.key}: rule {rule.get('uid')} changed since the plan and "
             f"is no longer proven ours ({verdict.detail or verdict.status}); run plan again"
         )
-    if change.action == "delete" and not merge.kept:
-        return None
+    if not merge.rules:
+        return None  # nothing left in the group: delete it rather than PUT an empty one
     body = dict(p.get("body") or {"title": p["group"], "folderUid": p["folderUid"]})
     body.setdefault("interval", live.get("interval") or 60)
     body["rules"] = merge.rules

@@ -96,15 +96,19 @@ def service_folder_uid(service: str) -> str:
     return stable_uid("po", _distinct(service))
 
 
-def _derived_prefix(service: str) -> str:
-    """What every dashboard and rule uid derived from ``service`` starts with."""
-    readable = _UNSAFE.sub("-", service).strip("-").lower()
-    return readable[: UID_MAX_LEN - 11]
-
-
 def _in_service_namespace(uid: str, service: str) -> bool:
-    # Grafana-generated uids never contain a hyphen; ours always do after the service part.
-    return uid.startswith(_derived_prefix(service)) and "-" in uid[1:]
+    """Whether ``uid`` has the shape of a dashboard or rule uid derived from ``service``.
+
+    ``model.stable_uid(service, ...)`` gives ``<service>-...``, or for long names the first 29
+    characters and a hash; Grafana's own generated uids (14 letters and digits) never match.
+    """
+    readable = _UNSAFE.sub("-", service).strip("-").lower()
+    if uid.startswith(readable + "-"):
+        return True
+    # Long names: stable_uid keeps the first 29 characters and appends a hash (40 in all).
+    keep = UID_MAX_LEN - 11
+    truncated = readable[:keep].rstrip("-")
+    return len(readable) >= keep and len(uid) == UID_MAX_LEN and uid.startswith(truncated)
 
 
 # --- markers ------------------------------------------------------------------------------------
