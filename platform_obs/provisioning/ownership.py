@@ -429,10 +429,10 @@ def collisions(specs: Sequence[ServiceSpec], rendered: Rendered) -> list[Problem
         what = f"service {d.service!r}"
         claim("dashboard", d.uid, d.service, by_name.get(d.service), what)
     for g in rendered.rule_groups:
-        spec, what = by_name.get(g.service), f"service {g.service!r}"
-        claim("rule group", f"{g.folder_uid}/{g.title}", g.service, spec, what)
+        group_spec, what = by_name.get(g.service), f"service {g.service!r}"
+        claim("rule group", f"{g.folder_uid}/{g.title}", g.service, group_spec, what)
         for rule in g.rules:
-            claim("alert rule uid", str(rule.get("uid")), g.service, spec, what)
+            claim("alert rule uid", str(rule.get("uid")), g.service, group_spec, what)
     problems: list[Problem] = []
     for pair, found in clashes.items():
         spec, other = pairs[pair]

@@ -587,7 +587,6 @@ def _plan_rule_groups(
             diff = unified_diff(
                 before, normalise_group(interval, merge.rules), f"rule_group/{label}"
             )
-            notes = tuple(merge.notes())
             out.append(
                 Change(
                     "update",
@@ -597,7 +596,7 @@ def _plan_rule_groups(
                     key[1],
                     diff,
                     payload=payload,
-                    notes=notes,
+                    notes=tuple(merge.notes()),
                 )
             )
     return out
