@@ -454,6 +454,21 @@ def test_folder_uid_collision_is_detected_naming_both_files(
     assert re.search(r"declared in \S*payments\.yaml:\d+", result.output)
 
 
+def test_team_rename_needs_adopt_once(grafana: GrafanaDouble, tmp_path: Path) -> None:
+    path = config(tmp_path, "checkout", "payments")
+    assert apply(grafana, str(path)).exit_code == 0
+    path.write_text(path.read_text().replace("team: payments ", "team: payments-core ", 1))
+
+    refused = invoke(grafana, "plan", str(path), "--no-promtool")
+    assert refused.exit_code == 1
+    assert "pass --adopt" in refused.output
+    adopted = apply(grafana, str(path), "--adopt")
+    assert adopted.exit_code == 0, adopted.output
+    assert invoke(grafana, "plan", str(path), "--detailed-exitcode").exit_code == 0
+    new_owner = ownership.Owner("payments-core", "checkout")
+    assert all(ownership.rule_verdict(r, new_owner).status == "ours" for r in grafana.all_rules())
+
+
 # --- markers and uids, directly ------------------------------------------------------------------
 
 
