@@ -402,7 +402,7 @@ def apply(
 
 def _refused_message(the_plan: Plan) -> str:
     # Also on stderr: with --output json/markdown the plan itself often goes to a file.
-    lines = [f"  {c.kind} {c.key}: {c.reason}" for c in the_plan.refused]
+    lines = [f"  {c.reason}" for c in the_plan.refused]
     return (
         f"{len(lines)} object(s) declared here are not proven to be this config's; nothing was "
         "written. Resolve each as its message says, or pass --adopt to take them over:\n"

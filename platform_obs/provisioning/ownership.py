@@ -311,12 +311,12 @@ def refusal(kind: str, key: str, verdict: Verdict, owner: Owner) -> str:
     if verdict.status == "other":
         why = f"it belongs to {verdict.detail}, not to {owner}"
         fix = (
-            "rename this service if it is a different one; if ownership really moved, "
+            "Rename this service if it is a different one; if ownership really moved, "
             "pass --adopt to take it over"
         )
     else:
         why = f"platform-obs cannot prove it created it: {verdict.detail}"
-        fix = "delete or rename it in Grafana, or pass --adopt to take it over"
+        fix = "Delete or rename it in Grafana, or pass --adopt to take it over"
     return f"{kind} {key} would be overwritten, but {why}. {fix}"
 
 
