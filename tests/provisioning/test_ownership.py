@@ -177,6 +177,27 @@ def test_rule_added_between_plan_and_apply_survives(grafana: GrafanaDouble) -> N
     assert "Late" in rule_titles(grafana)
 
 
+def test_plan_says_in_words_what_a_group_write_keeps_and_removes(
+    grafana: GrafanaDouble, tmp_path: Path
+) -> None:
+    path = config(tmp_path)
+    assert apply(grafana, str(path)).exit_code == 0
+    http(grafana, "POST", "/api/v1/provisioning/alert-rules", hand_rule("Mine"))
+    text = path.read_text()
+    saturation = text[text.index("  saturation:\n") : text.index("\ncustom_alerts:")]
+    path.write_text(text.replace(saturation, "  saturation: false\n"))
+    assert "saturation: false" in path.read_text()
+
+    planned = invoke(grafana, "plan", str(path), "--no-promtool", "--output", "json")
+    assert planned.exit_code == 0, planned.output
+    [group] = [c for c in json.loads(planned.output)["changes"] if c["kind"] == "rule_group"]
+    assert group["action"] == "update"
+    assert "keeps 1 rule not managed by platform-obs: 'Mine'" in group["notes"]
+    assert any(n.startswith("removes rule") for n in group["notes"])
+    markdown = invoke(grafana, "plan", str(path), "--no-promtool", "--output", "markdown")
+    assert "keeps 1 rule not managed by platform-obs" in markdown.output
+
+
 # --- finding 2: dashboards carrying the tags are not ours ----------------------------------------
 
 
