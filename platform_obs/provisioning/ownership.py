@@ -179,7 +179,8 @@ LEGACY = Verdict("legacy", "created by an earlier platform-obs release (no owner
 def dashboard_verdict(hit: Mapping[str, Any], owner: Owner) -> Verdict:
     """Classify a live dashboard from its search hit or model (uid, tags, folderUid)."""
     uid = str(hit.get("uid", ""))
-    tags = [t for t in hit.get("tags") or [] if isinstance(t, str)]
+    raw_tags = hit.get("tags")
+    tags = [t for t in raw_tags if isinstance(t, str)] if isinstance(raw_tags, list) else []
     folder = str(hit.get("folderUid") or "")
     markers = [t for t in tags if t.startswith(OWNER_TAG_PREFIX)]
     if dashboard_marker(uid, owner) in markers:
@@ -254,6 +255,10 @@ def deletable(verdict: Verdict, live: Mapping[str, Any] | None) -> Verdict:
     )
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _parse_rule_marker(value: str) -> Owner | None:
     owner_part, _, _digest_part = value.rpartition("#")
     team, slash, service = owner_part.partition("/")
@@ -263,8 +268,8 @@ def _parse_rule_marker(value: str) -> Owner | None:
 def rule_verdict(rule: Mapping[str, Any], owner: Owner) -> Verdict:
     """Classify a live alert rule (provisioning-API shape)."""
     uid = str(rule.get("uid", ""))
-    annotations = rule.get("annotations") or {}
-    labels = rule.get("labels") or {}
+    annotations = _mapping(rule.get("annotations"))
+    labels = _mapping(rule.get("labels"))
     marker = annotations.get(OWNER_ANNOTATION)
     if isinstance(marker, str) and marker:
         if marker == rule_marker(uid, owner):

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from factories import rendered
 from grafana_double import GrafanaDouble
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_apply import connect, run
 from test_cli import EXAMPLE, invoke
 
@@ -528,3 +530,26 @@ def test_plan_for_a_rendered_without_teams_still_works(grafana: GrafanaDouble) -
     assert r.teams == {}
     assert run(grafana, r).ok
     assert not build_plan(rendered(["a"]), connect(grafana)).has_changes
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["uid", "tags", "folderUid", "folderUID", "labels", "annotations"]), _json
+    )
+)
+def test_any_live_shape_is_classified_never_proven_by_accident(live: dict[str, Any]) -> None:
+    """Whatever Grafana (or a person) stored, classification never raises and never finds proof
+    in an object that does not carry this owner's marker for its own uid."""
+    owner = ownership.Owner("payments", "checkout")
+    assert ownership.dashboard_verdict(live, owner).status != "ours"
+    assert ownership.rule_verdict(live, owner).status != "ours"
+    merged = ownership.merge_group([], [live], owner)
+    assert not merged.removed
