@@ -512,6 +512,19 @@ def test_markers_bind_uid_and_owner() -> None:
     assert ownership.rule_verdict({**rule, "uid": "abc123"}, owner).status == "foreign"
 
 
+def test_service_folder_inside_another_teams_folder_is_theirs() -> None:
+    """Where Grafana reports a folder's parent (search hits with folderUid)."""
+    folders = {"po-team-payments": {"title": "payments"}}
+    live = {"uid": "po-checkout", "folderUid": "po-team-payments"}
+    verdict = ownership.folder_verdict("po-checkout", "po-team-infra", live, folders)
+    assert (verdict.status, verdict.detail) == (
+        "other",
+        "a service of team 'payments' (it is inside that team's folder)",
+    )
+    moved_by_hand = {"uid": "po-checkout", "folderUid": "somewhere"}
+    assert ownership.folder_verdict("po-checkout", "po-team-infra", moved_by_hand, folders).mine
+
+
 def test_folder_uids_are_injective_and_keep_released_uids() -> None:
     names = ["payments", "pay.ments", "pay-ments", "pay_ments", "team-payments", "svc-x", "x"]
     uids = [ownership.team_folder_uid(n) for n in names]
