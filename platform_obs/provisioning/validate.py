@@ -580,7 +580,7 @@ def _duplicates(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Probl
         rule_titles: set[str] = set()
         for rule in group.rules:
             uid, title = rule.get("uid", ""), rule.get("title", "")
-            if rule_uids.get(uid, group.service) == group.service and uid in rule_uids:
+            if rule_uids.get(uid) == group.service:  # across services: ownership.collisions
                 problems.append(
                     Problem(
                         where(group.service),
