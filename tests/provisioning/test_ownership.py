@@ -200,6 +200,28 @@ def test_plan_says_in_words_what_a_group_write_keeps_and_removes(
     assert "keeps 1 rule not managed by platform-obs" in markdown.output
 
 
+def test_rule_elsewhere_with_one_of_our_uids_is_refused_not_moved(
+    grafana: GrafanaDouble, tmp_path: Path
+) -> None:
+    """Grafana moves a rule whose uid is in the PUT body into that group: never a person's."""
+    path = config(tmp_path)
+    grafana.add_folder("team-rules", "Team rules")
+    theirs = hand_rule("Their error ratio", "team-rules", "by-hand")
+    theirs["uid"] = "checkout-high-error-ratio-error-ratio"
+    http(grafana, "POST", "/api/v1/provisioning/alert-rules", theirs)
+    grafana.reset_requests()
+
+    refused = apply(grafana, str(path))
+    assert refused.exit_code == 1
+    assert "alert rule checkout-high-error-ratio-error-ratio" in refused.output
+    assert grafana.writes() == []
+    assert ("team-rules", "by-hand") in grafana.rule_groups
+
+    adopted = apply(grafana, str(path), "--adopt")
+    assert adopted.exit_code == 0, adopted.output
+    assert "Their error ratio" not in rule_titles(grafana)
+
+
 # --- finding 2: dashboards carrying the tags are not ours ----------------------------------------
 
 
