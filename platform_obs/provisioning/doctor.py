@@ -602,6 +602,16 @@ def check_grafana(
             plan = build_plan(rendered, grafana, deep=True)  # also catches UI edits
         except GrafanaError as exc:
             return [*results, fail("grafana", str(exc), _grafana_hint(exc, grafana.url))]
+    if plan.refused:
+        first = plan.refused[0]
+        results.append(
+            fail(
+                "grafana ownership",
+                f"{len(plan.refused)} declared object(s) are not this config's: {first.reason}",
+                "see the ownership section of docs/cli.md: rename the service, delete the object "
+                "in Grafana, or run apply with --adopt",
+            )
+        )
     if plan.has_changes:
         changed = [f"{c.action} {c.kind} {c.key}" for c in plan.writes]
         results.append(
@@ -612,7 +622,7 @@ def check_grafana(
                 "(edits made in the Grafana UI are overwritten by apply)",
             )
         )
-    else:
+    elif not plan.refused:
         results.append(ok("grafana in sync", "plan shows no changes"))
     return results
 
