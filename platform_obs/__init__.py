@@ -17,11 +17,12 @@ from platform_obs._config import ConfigError, Settings
 from platform_obs._lifecycle import AlreadyInitialized, Telemetry, shutdown
 from platform_obs._lifecycle import init as _init
 from platform_obs._logs import get_logger
-from platform_obs._resource import MissingServiceNameWarning
+from platform_obs._resource import MissingEnvironmentWarning, MissingServiceNameWarning
 
 __all__ = [
     "AlreadyInitialized",
     "ConfigError",
+    "MissingEnvironmentWarning",
     "MissingServiceNameWarning",
     "Settings",
     "Telemetry",

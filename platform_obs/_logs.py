@@ -25,6 +25,7 @@ from opentelemetry._logs import Logger as OtelLogger
 from opentelemetry._logs import LoggerProvider as OtelLoggerProvider
 from opentelemetry._logs import SeverityNumber
 
+from platform_obs import _errors, _servers
 from platform_obs import conventions as c
 from platform_obs._redaction import Redactor
 
@@ -133,6 +134,8 @@ class PlatformFields:
         if "exc_info" in event_dict:
             if method_name == "exception" and event_dict["exc_info"] is True:
                 event_dict["exc_info"] = sys.exc_info()
+            if ctx.is_valid:  # the request's error is told once: see _errors
+                _errors.note_logged(self._ids[1], event_dict["exc_info"])
             return _format_exception(logger, method_name, event_dict)
         return event_dict
 
@@ -303,6 +306,8 @@ class StdlibBridge(logging.Handler):
         internal = record.name.startswith(INTERNAL_LOGGER_PREFIXES)
         if internal and not self._rate_limit.filter(record):
             return
+        if record.exc_info and _errors.is_server_echo(record.name, record.exc_info):
+            return  # the server repeating an exception already logged with its trace id
         self._local.busy = True
         try:
             event: dict[str, Any] = {
@@ -318,6 +323,11 @@ class StdlibBridge(logging.Handler):
             )
             if record.exc_info and record.exc_info[0] is not None:
                 event["exc_info"] = record.exc_info
+            if record.name in _servers.ACCESS_LOGGERS and (
+                access := _servers.access_fields(record)
+            ):
+                event[F.event] = _servers.ACCESS_EVENT
+                event.update(access)
             if internal:
                 event[_MARK_INTERNAL] = True
             method = record.levelname.lower()

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from platform_obs import _exporters, _runtime_metrics
 from platform_obs import conventions as c
-from platform_obs._config import Settings, Signal, exporter_target
+from platform_obs._config import ConfigError, Settings, Signal, exporter_target
 from platform_obs._export import (
     DropReporter,
     ProcessResource,
@@ -91,15 +91,21 @@ def build_meter_provider(
         kinds = settings.metrics_exporter
     for kind in kinds:
         if kind == "prometheus":
-            from opentelemetry.exporter.prometheus import PrometheusMetricReader
-            from prometheus_client import start_http_server
+            try:
+                from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            except ImportError:
+                raise ConfigError(
+                    f"{settings.sources.get('metrics_exporter', 'metrics_exporter')} asks for the "
+                    "Prometheus exporter, which is not installed: "
+                    "pip install 'platform-obs[prometheus]'"
+                ) from None
+            from platform_obs._prometheus import PullEndpoint
 
             promoted = set(c.PROMOTED_RESOURCE_ATTRIBUTES)
             readers.append(PrometheusMetricReader(resource_attribute_filter=promoted.__contains__))
-            server, _thread = start_http_server(
-                settings.prometheus_port, addr=settings.prometheus_host
-            )
-            closers.append(server.shutdown)
+            endpoint = PullEndpoint(settings.prometheus_host, settings.prometheus_port)
+            endpoint.start()
+            closers.append(endpoint.close)
             continue
         preferences: dict[str, Any] = {
             "preferred_temporality": {},  # cumulative: what Prometheus-style backends need
