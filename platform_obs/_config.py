@@ -337,7 +337,9 @@ _KNOBS: dict[str, _Knob] = {
         _name_list, None, ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",)
     ),
     "runtime_metrics": _Knob(_bool, "PLATFORM_OBS_RUNTIME_METRICS"),
-    "excluded_urls": _Knob(_name_list, "PLATFORM_OBS_EXCLUDED_URLS", ("OTEL_PYTHON_EXCLUDED_URLS",)),
+    "excluded_urls": _Knob(
+        _name_list, "PLATFORM_OBS_EXCLUDED_URLS", ("OTEL_PYTHON_EXCLUDED_URLS",)
+    ),
     "capture_request_headers": _Knob(
         _name_list,
         "PLATFORM_OBS_CAPTURE_REQUEST_HEADERS",

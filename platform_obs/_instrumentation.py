@@ -344,7 +344,9 @@ class Instrumentation:
         for ep in entry_points(group="opentelemetry_instrumentor"):
             if ep.name in skip:
                 if ep.name not in ALWAYS_SKIPPED:
-                    self._set(InstrumentationStatus(ep.name, DISABLED, reason="disabled by setting"))
+                    self._set(
+                        InstrumentationStatus(ep.name, DISABLED, reason="disabled by setting")
+                    )
                 continue
             try:
                 candidate, status = _classify(ep)

@@ -11,6 +11,7 @@ booting: with every port of the range taken, the worker runs without an endpoint
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -85,10 +86,8 @@ class PullEndpoint:
         server, self._server = self._server, None
         self.port = None
         if server is not None:
-            try:
+            with contextlib.suppress(OSError):
                 server.socket.close()
-            except OSError:
-                pass
         try:
             self.start()
         except Exception as exc:  # never fail a forked worker over its metrics endpoint
