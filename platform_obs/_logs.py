@@ -234,7 +234,11 @@ class StdoutWriter:
         self.name = name
 
     def msg(self, message: str) -> None:
-        sys.stdout.write(message + "\n")
+        # Flushed per line, like structlog's own loggers: a pre-fork worker may leave by os._exit()
+        # (Celery's pool, gunicorn), which would drop a block-buffered pipe's content.
+        out = sys.stdout
+        out.write(message + "\n")
+        out.flush()
 
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
@@ -283,7 +287,8 @@ def build_processors(
 # --- stdlib logging bridge -----------------------------------------------------------------------
 
 _STD_RECORD_KEYS: Final = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}
 )
 
 
@@ -334,7 +339,9 @@ class StdlibBridge(logging.Handler):
             line: Any = event
             for processor in self._processors:
                 line = processor(None, method, line)
-            sys.stdout.write(f"{line}\n")
+            out = sys.stdout
+            out.write(f"{line}\n")
+            out.flush()
         except Exception:  # logging must never raise into the caller
             self.handleError(record)
         finally:

@@ -179,9 +179,38 @@ def _connect_celery() -> None:
     adopt_server_loggers()
 
 
+def _patch_celery_say() -> None:
+    """Celery prints shutdown notices as plain text from its signal handlers (``safe_say``); they
+    become one structured line each, written directly (no logging locks inside a signal handler)."""
+    import json
+    import time
+
+    from celery.apps import worker
+
+    from platform_obs import _lifecycle, _logs
+
+    if getattr(worker.safe_say, "_platform_obs", False):
+        return
+    handle = _lifecycle.current()
+    service = _logs.service_fields(handle._base_attributes) if handle is not None else {}
+
+    def safe_say(msg: str, f: Any = None) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = {"event": str(msg).strip(), "level": "info", "logger": "celery.worker"}
+        try:
+            sys.stdout.write(json.dumps({**line, "timestamp": stamp, **service}) + "\n")
+            sys.stdout.flush()
+        except Exception:
+            pass
+
+    safe_say._platform_obs = True  # type: ignore[attr-defined]
+    worker.safe_say = safe_say
+
+
 def install_hooks() -> None:
     """Adopt the servers' loggers now and whenever a server (re)configures them."""
     adopt_server_loggers()
     _instrumentation.when_imported("uvicorn.config", _patch_uvicorn_config)
     _instrumentation.when_imported("gunicorn.glogging", _patch_gunicorn_logger)
     _instrumentation.when_imported("celery.signals", _connect_celery)
+    _instrumentation.when_imported("celery.apps.worker", _patch_celery_say)
