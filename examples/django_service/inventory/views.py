@@ -1,7 +1,8 @@
 """``GET /items/<id>`` (``?fail=1`` raises: Django answers 500 and logs it once with the trace id)."""
 
-import platform_obs
 from django.http import HttpRequest, JsonResponse
+
+import platform_obs
 
 log = platform_obs.get_logger(__name__)
 
