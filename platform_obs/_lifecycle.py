@@ -20,9 +20,9 @@ from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 
-from platform_obs import _errors, _instrumentation, _logs, _resource, _servers
+from platform_obs import _errors, _forksafe, _instrumentation, _logs, _resource, _servers
 from platform_obs._config import ConfigError, Settings, load_settings
-from platform_obs._export import DropReporter, ProcessResource
+from platform_obs._export import DropReporter, ProcessResource, renew_connections_after_fork
 from platform_obs._redaction import Redactor
 from platform_obs._signals import Providers, Sinks, build_providers
 
@@ -311,6 +311,8 @@ def _after_fork_in_child() -> None:
     The SDK restarts its batch and metric threads in the child itself and clears the inherited
     queues (the parent still exports those: nothing duplicated).
     """
+    global _fork_held
+    _fork_held = []  # the child's copies are replaced below (and by the SDK's own fork hooks)
     handle = _state
     if handle is None or handle._process_resource is None:
         return
@@ -319,6 +321,9 @@ def _after_fork_in_child() -> None:
     )
     handle._drops.reinit_after_fork()
     handle._rate_limit.reinit_after_fork()
+    if handle.providers is not None:
+        _forksafe.renew_locks(handle.providers.meter)
+    renew_connections_after_fork()
     _errors.logged_in_trace.reinit_after_fork()
     _errors.reported.reinit_after_fork()
     if handle.providers is not None and not handle._shut_down:
@@ -327,6 +332,22 @@ def _after_fork_in_child() -> None:
             endpoint = getattr(close, "__self__", None)
             if endpoint is not None and hasattr(endpoint, "restart_in_child"):
                 endpoint.restart_in_child()
+
+
+_fork_held: list[Any] = []
+
+
+def _before_fork() -> None:
+    global _fork_held
+    handle = _state
+    if handle is not None and handle.providers is not None and not handle._shut_down:
+        _fork_held = _forksafe.before_fork(handle.providers)
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_held
+    held, _fork_held = _fork_held, []
+    _forksafe.after_fork_in_parent(held)
 
 
 def _at_exit() -> None:
@@ -339,5 +360,9 @@ def _register_process_hooks() -> None:
         return
     _hooks_registered = True
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_in_parent,
+            after_in_child=_after_fork_in_child,
+        )
     atexit.register(_at_exit)

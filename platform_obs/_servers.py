@@ -135,6 +135,34 @@ def _patch_uvicorn_config() -> None:
     adopt_server_loggers()
 
 
+class _FlushingSignals:
+    """uvicorn's view of the ``signal`` module, where re-raising a caught signal flushes first."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def raise_signal(self, signum: int) -> None:
+        from platform_obs import _lifecycle
+
+        try:
+            _lifecycle.shutdown()
+        finally:
+            self._real.raise_signal(signum)
+
+
+def _patch_uvicorn_server() -> None:
+    """uvicorn re-raises the SIGTERM it caught once the server has stopped, and the default action
+    ends the process without ``atexit``: telemetry is flushed just before, or the last batch is lost.
+    (The server is often running already when ``init()`` runs, so its methods cannot be wrapped.)"""
+    from uvicorn import server
+
+    if not isinstance(server.signal, _FlushingSignals):
+        server.signal = _FlushingSignals(server.signal)  # type: ignore[assignment]
+
+
 def _patch_gunicorn_logger() -> None:
     """gunicorn sets its loggers up at start and again on HUP; adopt them each time."""
     from gunicorn import glogging
@@ -174,7 +202,16 @@ def _connect_celery() -> None:
                 },
             )
 
+    def on_child_shutdown(**_: Any) -> None:
+        # Pool children leave through os._exit(): no atexit, so flush here or lose the last batch.
+        from platform_obs import _lifecycle
+
+        _lifecycle.shutdown()
+
     signals.setup_logging.connect(on_setup_logging, weak=False, dispatch_uid="platform_obs")
+    signals.worker_process_shutdown.connect(
+        on_child_shutdown, weak=False, dispatch_uid="platform_obs"
+    )
     signals.celeryd_after_setup.connect(on_after_setup, weak=False, dispatch_uid="platform_obs")
     adopt_server_loggers()
 
@@ -211,6 +248,7 @@ def install_hooks() -> None:
     """Adopt the servers' loggers now and whenever a server (re)configures them."""
     adopt_server_loggers()
     _instrumentation.when_imported("uvicorn.config", _patch_uvicorn_config)
+    _instrumentation.when_imported("uvicorn.server", _patch_uvicorn_server)
     _instrumentation.when_imported("gunicorn.glogging", _patch_gunicorn_logger)
     _instrumentation.when_imported("celery.signals", _connect_celery)
     _instrumentation.when_imported("celery.apps.worker", _patch_celery_say)

@@ -26,6 +26,7 @@ from platform_obs._export import (
     RedactingSpanExporter,
     ResourceLogExporter,
     ResourceMetricExporter,
+    renewable,
 )
 from platform_obs._redaction import Redactor
 
@@ -111,13 +112,13 @@ def build_meter_provider(
             "preferred_temporality": {},  # cumulative: what Prometheus-style backends need
             "preferred_aggregation": second_scale_histograms(),
         }
-        if kind == "otlp":
-            inner = _exporters.otlp_exporter(
-                "metrics", exporter_target(settings, "metrics"), None, **preferences
-            )
-        else:
-            inner = _exporters.console_exporter("metrics", **preferences)
-        exporter = ResourceMetricExporter(inner, resource, drops, **preferences)
+        inner = _metric_exporter(settings, kind, preferences)
+        exporter = renewable(
+            ResourceMetricExporter(inner, resource, drops, **preferences),
+            lambda kind=kind, preferences=preferences: _metric_exporter(
+                settings, kind, preferences
+            ),
+        )
         readers.append(
             PeriodicExportingMetricReader(
                 exporter,
@@ -139,6 +140,14 @@ def _from_code(settings: Settings, name: str) -> Any:
     span-specific variable (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT) beats the general one."""
     source = settings.sources.get(name)
     return getattr(settings, name) if source and source.kind in ("argument", "pyproject") else None
+
+
+def _metric_exporter(settings: Settings, kind: str, preferences: dict[str, Any]) -> Any:
+    if kind == "otlp":
+        return _exporters.otlp_exporter(
+            "metrics", exporter_target(settings, "metrics"), None, **preferences
+        )
+    return _exporters.console_exporter("metrics", **preferences)
 
 
 def _push_exporter(
@@ -180,7 +189,10 @@ def build_tracer_provider(
         inner = _push_exporter(settings, "traces", kind, meter_provider)
         processors.append(
             BatchSpanProcessor(
-                RedactingSpanExporter(inner, redactor, resource, drops),
+                renewable(
+                    RedactingSpanExporter(inner, redactor, resource, drops),
+                    lambda kind=kind: _push_exporter(settings, "traces", kind, meter_provider),
+                ),
                 max_queue_size=settings.bsp_max_queue_size,
                 schedule_delay_millis=settings.bsp_schedule_delay * 1000,
                 max_export_batch_size=min(
@@ -212,7 +224,10 @@ def build_logger_provider(
         inner = _push_exporter(settings, "logs", kind, meter_provider)
         processors.append(
             BatchLogRecordProcessor(
-                ResourceLogExporter(inner, resource, drops),
+                renewable(
+                    ResourceLogExporter(inner, resource, drops),
+                    lambda kind=kind: _push_exporter(settings, "logs", kind, meter_provider),
+                ),
                 max_queue_size=settings.blrp_max_queue_size,
                 schedule_delay_millis=settings.blrp_schedule_delay * 1000,
                 max_export_batch_size=min(
