@@ -40,7 +40,14 @@ class PullEndpoint:
     def url(self) -> str | None:
         return None if self.port is None else f"http://{self.host}:{self.port}/metrics"
 
-    def start(self) -> None:
+    def announce(self) -> None:
+        if self.port is not None:
+            _log.info(
+                "serving Prometheus metrics",
+                extra={"url.full": self.url, "server.port": self.port, "process.pid": self._pid},
+            )
+
+    def start(self, announce: bool = True) -> None:
         from prometheus_client import start_http_server
 
         for port in range(self.base_port, self.base_port + self.port_range):
@@ -55,10 +62,8 @@ class PullEndpoint:
                 ) from None
             self.port = port
             self._pid = os.getpid()
-            _log.info(
-                "serving Prometheus metrics",
-                extra={"url.full": self.url, "server.port": port, "process.pid": self._pid},
-            )
+            if announce:
+                self.announce()
             return
         _log.warning(
             "no free port for the Prometheus metrics endpoint in %s:%d-%d; this process's metrics "

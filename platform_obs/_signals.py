@@ -105,7 +105,7 @@ def build_meter_provider(
             promoted = set(c.PROMOTED_RESOURCE_ATTRIBUTES)
             readers.append(PrometheusMetricReader(resource_attribute_filter=promoted.__contains__))
             endpoint = PullEndpoint(settings.prometheus_host, settings.prometheus_port)
-            endpoint.start()
+            endpoint.start(announce=False)  # said once logging is set up (see lifecycle)
             closers.append(endpoint.close)
             continue
         preferences: dict[str, Any] = {
