@@ -15,14 +15,23 @@ import contextlib
 import errno
 import logging
 import os
+import sys
 from typing import Any
-
-from platform_obs._config import ConfigError
 
 _log = logging.getLogger("platform_obs.prometheus")
 
 #: How many consecutive ports a pre-fork server's workers may use, from the configured one.
 PORT_RANGE = 64
+
+
+def in_prefork_worker() -> bool:
+    """A worker of a pre-fork server: gunicorn's (the app is imported in its worker), uvicorn's
+    or any multiprocessing child (spawned workers). Forked children of an initialised process are
+    handled after the fork (see ``restart_in_child``)."""
+    if "gunicorn" in sys.modules:
+        return True
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.parent_process() is not None
 
 
 class PullEndpoint:
@@ -47,19 +56,20 @@ class PullEndpoint:
                 extra={"url.full": self.url, "server.port": self.port, "process.pid": self._pid},
             )
 
-    def start(self, announce: bool = True) -> None:
+    def start(self, announce: bool = True, worker: bool | None = None) -> None:
+        """Listen on the configured port; a pre-fork worker takes the next free one instead.
+        Outside a pre-fork server a port in use raises (the caller makes it a ConfigError)."""
         from prometheus_client import start_http_server
 
-        for port in range(self.base_port, self.base_port + self.port_range):
+        worker = in_prefork_worker() if worker is None else worker
+        last = self.base_port + (self.port_range if worker else 1)
+        for port in range(self.base_port, min(last, 65536)):
             try:
                 self._server, _thread = start_http_server(port, addr=self.host)
             except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
+                if worker and exc.errno == errno.EADDRINUSE:
                     continue  # a sibling worker (or something else) has it: try the next one
-                raise ConfigError(
-                    f"cannot serve Prometheus metrics on {self.host}:{port} "
-                    f"(OTEL_EXPORTER_PROMETHEUS_HOST / OTEL_EXPORTER_PROMETHEUS_PORT): {exc}"
-                ) from None
+                raise
             self.port = port
             self._pid = os.getpid()
             if announce:
@@ -94,6 +104,6 @@ class PullEndpoint:
             with contextlib.suppress(OSError):
                 server.socket.close()
         try:
-            self.start()
+            self.start(worker=True)
         except Exception as exc:  # never fail a forked worker over its metrics endpoint
             _log.warning("Prometheus metrics endpoint not started in worker: %s", exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -102,11 +103,12 @@ def build_meter_provider(
                 ) from None
             from platform_obs._prometheus import PullEndpoint
 
+            # The server first: the reader registers itself in the global registry, for good.
+            endpoint = PullEndpoint(settings.prometheus_host, settings.prometheus_port)
+            _start_prometheus_server(settings, endpoint)
+            closers.append(endpoint.close)
             promoted = set(c.PROMOTED_RESOURCE_ATTRIBUTES)
             readers.append(PrometheusMetricReader(resource_attribute_filter=promoted.__contains__))
-            endpoint = PullEndpoint(settings.prometheus_host, settings.prometheus_port)
-            endpoint.start(announce=False)  # said once logging is set up (see lifecycle)
-            closers.append(endpoint.close)
             continue
         preferences: dict[str, Any] = {
             "preferred_temporality": {},  # cumulative: what Prometheus-style backends need
@@ -133,6 +135,22 @@ def build_meter_provider(
         shutdown_on_exit=False,  # one deadline for all signals: ours (see lifecycle)
     )
     return provider, closers
+
+
+def _start_prometheus_server(settings: Settings, endpoint: Any) -> None:
+    """The scrape endpoint's HTTP server; a port in use (outside a pre-fork server, where each
+    worker takes the next one) or a bad host is a ConfigError naming them."""
+    try:
+        endpoint.start(announce=False)  # said once logging is set up (see lifecycle)
+    except (OSError, OverflowError, ValueError) as exc:
+        sources = settings.sources
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"cannot serve Prometheus metrics on {settings.prometheus_host}:{settings.prometheus_port}: "
+            f"{reason} (port: {sources.get('prometheus_port', 'default')}; host: "
+            f"{sources.get('prometheus_host', 'default')}); expected a free port "
+            "(OTEL_EXPORTER_PROMETHEUS_PORT) on a local address (OTEL_EXPORTER_PROMETHEUS_HOST)"
+        ) from None
 
 
 def _from_code(settings: Settings, name: str) -> Any:
@@ -250,6 +268,7 @@ def build_providers(
     sinks: Sinks | None,
 ) -> Providers:
     meter, closers = build_meter_provider(settings, resource, drops, sinks)
+    tracer: TracerProvider | None = None
     try:
         meter_obj = meter.get_meter("platform_obs")
         if settings.runtime_metrics:
@@ -263,8 +282,14 @@ def build_providers(
         tracer = build_tracer_provider(settings, resource, drops, redactor, meter, sinks)
         logger = build_logger_provider(settings, resource, drops, meter, sinks)
     except Exception:
-        meter.shutdown(timeout_millis=0)
+        # Undo what was started; a failure while undoing must not hide the error that matters.
+        with contextlib.suppress(Exception):
+            if tracer is not None:
+                tracer.shutdown()
+        with contextlib.suppress(Exception):
+            meter.shutdown(timeout_millis=0)
         for close in closers:
-            close()
+            with contextlib.suppress(Exception):
+                close()
         raise
     return Providers(tracer, meter, logger, closers)

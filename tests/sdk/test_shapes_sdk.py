@@ -25,7 +25,7 @@ NO_EXPORT = {
 def _fake_instrumentation(root: Path, library_version: str, supported: str) -> Path:
     """An installed library ``fakelib`` and an instrumentation for it, as package metadata."""
     site = root / "site"
-    (site / "fakelib-{}.dist-info".format(library_version)).mkdir(parents=True)
+    (site / f"fakelib-{library_version}.dist-info").mkdir(parents=True)
     (site / f"fakelib-{library_version}.dist-info" / "METADATA").write_text(
         f"Metadata-Version: 2.1\nName: fakelib\nVersion: {library_version}\n"
     )
