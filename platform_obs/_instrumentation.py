@@ -474,3 +474,40 @@ def instrument_installed(
     found = Instrumentation(tracer_provider, meter_provider)
     found.discover(disabled)
     return found
+
+
+def survey(disabled: Iterable[str] = ()) -> list[InstrumentationStatus]:
+    """What ``init()`` would do with the installed instrumentations, without instrumenting (for
+    ``doctor``). Loads each applicable instrumentor to read its own requirements."""
+    skip = set(disabled) | ALWAYS_SKIPPED
+    out: list[InstrumentationStatus] = []
+    for ep in entry_points(group="opentelemetry_instrumentor"):
+        if ep.name in ALWAYS_SKIPPED:
+            continue
+        if ep.name in skip or "*" in skip:
+            out.append(InstrumentationStatus(ep.name, DISABLED, reason="disabled by setting"))
+            continue
+        try:
+            candidate, status = _classify(ep)
+            if status is None:
+                assert candidate is not None
+                needs = _requirements(ep.load()().instrumentation_dependencies())
+                missing = [r for r in needs if r.installed is None]
+                wrong = [r for r in needs if r.installed is not None and not r.satisfied]
+                if missing:
+                    status = InstrumentationStatus(ep.name, NOT_INSTALLED, missing[0].package)
+                elif wrong:
+                    status = _unsupported(ep.name, wrong[0])
+                else:
+                    first = (candidate.requirements or [None])[0]
+                    status = InstrumentationStatus(
+                        ep.name,
+                        "instrumented when imported",
+                        first.package if first else "",
+                        (first.installed or "") if first else "",
+                        first.supported if first else "",
+                    )
+        except Exception as exc:
+            status = InstrumentationStatus(ep.name, FAILED, reason=f"{type(exc).__name__}: {exc}")
+        out.append(status)
+    return out

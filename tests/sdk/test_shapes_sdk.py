@@ -288,3 +288,22 @@ def test_no_log_record_is_built_without_a_log_exporter() -> None:
     assert done.returncode == 0, done.stderr
     assert done.marker("built") == "0"
     assert [line["event"] for line in done.json_lines] == ["hello", "from stdlib"]
+
+
+def test_doctor_lists_what_is_and_is_not_instrumented_and_why(tmp_path: Path) -> None:
+    site = _fake_instrumentation(tmp_path, "2.0", ">=1.0,<2.0")
+    done = run_service(
+        """
+        from platform_obs.provisioning.doctor import check_instrumentations
+        result = check_instrumentations({})
+        print(f"status={result.status}")
+        print(f"detail={result.detail}")
+        """,
+        {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)])},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.marker("status") == "fail"
+    detail = done.marker("detail")
+    assert "instrumented: " in detail and "flask" in detail.split(";")[0]
+    assert "fakelib: unsupported version (fakelib 2.0; the instrumentation supports" in detail
+    assert "httpx2" not in detail
