@@ -665,7 +665,7 @@ def scaffold(
         f"Wrote {output} for service {answers.service!r} "
         f"(team {answers.team}, tier {answers.tier}, receiver {answers.receiver}).\n"
         "\nAdd one line at start-up, before the web framework's app object is created:\n\n"
-        f"    import platform_obs\n    {sc.init_line(str(answers.service))}\n\n"
+        f"    import platform_obs\n    {sc.init_line(str(answers.service), tuple(answers.environments))}\n\n"
         "Next:\n"
         f"    platform-obs validate {output}\n"
         f"    platform-obs plan {output}      # needs GRAFANA_URL and GRAFANA_TOKEN\n"
