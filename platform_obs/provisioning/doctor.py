@@ -731,10 +731,8 @@ def _secrets(environ: Mapping[str, str], prometheus_url: str | None) -> set[str]
                 found |= {secret, urllib.parse.unquote(secret)}
         elif name == "GRAFANA_TOKEN":
             found |= {value, value.strip()}
-        elif "@" in value:
-            secret = urls.credential(value)
-            if secret:
-                found |= {secret, urllib.parse.unquote(secret)}
+        elif "@" in value and (credential := urls.credential(value)):
+            found |= {credential, urllib.parse.unquote(credential)}
     return {s for s in found if len(s) >= 3}  # masking "a" would garble every message
 
 
