@@ -46,6 +46,7 @@ def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResu
         defns = resolve_alerts(spec, templates)
         definitions.extend(defns)
         rendered.services.append(spec.name)
+        rendered.teams[spec.name] = spec.team
         rendered.dashboards.extend(boards)
         if defns:
             rendered.rule_groups.append(render_rule_group(spec, service_folder.uid, defns))
@@ -74,7 +75,7 @@ def build(
     """
     # Every stage runs on whatever it can, so one round of fixes addresses every problem.
     problems: list[Problem] = []
-    specs, spec_problems = read_specs([Path(p) for p in paths])
+    specs, spec_problems = read_specs([Path(p) for p in paths], warnings)
     problems.extend(spec_problems)
     templates: Templates | None = None
     try:
