@@ -64,7 +64,7 @@ DOCTOR_ENVIRONMENTS = {
     ),
     "port-not-a-number": (
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:notaport"},
-        "'http://localhost:notaport' is not a valid URL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT has invalid value 'http://localhost:notaport'",
     ),
     "port-out-of-range": (
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:99999"},
@@ -76,7 +76,7 @@ DOCTOR_ENVIRONMENTS = {
     ),
     "unclosed-ipv6-endpoint": (
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1"},
-        "not a valid URL",
+        "Invalid IPv6 URL",
     ),
 }
 
