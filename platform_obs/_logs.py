@@ -248,7 +248,9 @@ def json_renderer(_logger: Any, _method_name: str, event_dict: EventDict) -> str
         line = _ENCODER.encode(event_dict)
     except Exception:
         line = _ENCODER.encode(json_safe_fields(event_dict))
-    return one_line(line)
+    if "@" in line:  # a URL with a password in it, in any field or message: masked
+        line = mask_url_passwords(line)
+    return line if line.isascii() else one_line(line)
 
 
 class SafeConsoleRenderer:
@@ -260,9 +262,10 @@ class SafeConsoleRenderer:
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> Any:
         snapshot = dict(event_dict)
         try:
-            return one_line(self._inner(logger, method_name, event_dict))
+            line = self._inner(logger, method_name, event_dict)
         except Exception:
-            return one_line(self._inner(logger, method_name, json_safe_fields(snapshot)))
+            line = self._inner(logger, method_name, json_safe_fields(snapshot))
+        return one_line(mask_url_passwords(line))
 
 
 class StdoutWriter:
@@ -389,8 +392,6 @@ class StdlibBridge(logging.Handler):
             line: Any = event
             for processor in self._processors:
                 line = processor(None, method, line)
-            if internal:  # the SDK's own messages name endpoints: no password in them
-                line = mask_url_passwords(str(line))
             _STDOUT.msg(str(line))
         except Exception as exc:
             # Logging must never raise into the caller, nor print the record's arguments (what

@@ -629,6 +629,16 @@ def check_grafana(
             plan = build_plan(rendered, grafana, deep=True)  # also catches UI edits
         except GrafanaError as exc:
             return [*results, fail("grafana", str(exc), _grafana_hint(exc, grafana.url))]
+    if plan.refused:
+        first = plan.refused[0]
+        results.append(
+            fail(
+                "grafana ownership",
+                f"{len(plan.refused)} declared object(s) are not this config's: {first.reason}",
+                "see the ownership section of docs/cli.md: rename the service, delete the object "
+                "in Grafana, or run apply with --adopt",
+            )
+        )
     if plan.has_changes:
         changed = [f"{c.action} {c.kind} {c.key}" for c in plan.writes]
         results.append(
@@ -639,7 +649,7 @@ def check_grafana(
                 "(edits made in the Grafana UI are overwritten by apply)",
             )
         )
-    else:
+    elif not plan.refused:
         results.append(ok("grafana in sync", "plan shows no changes"))
     return results
 
@@ -721,10 +731,8 @@ def _secrets(environ: Mapping[str, str], prometheus_url: str | None) -> set[str]
                 found |= {secret, urllib.parse.unquote(secret)}
         elif name == "GRAFANA_TOKEN":
             found |= {value, value.strip()}
-        elif "@" in value:
-            secret = urls.credential(value)
-            if secret:
-                found |= {secret, urllib.parse.unquote(secret)}
+        elif "@" in value and (credential := urls.credential(value)):
+            found |= {credential, urllib.parse.unquote(credential)}
     return {s for s in found if len(s) >= 3}  # masking "a" would garble every message
 
 
