@@ -25,7 +25,12 @@ import yaml
 from platform_obs import conventions
 from platform_obs.provisioning import durations
 from platform_obs.provisioning.model import Problem, Rendered, RuleGroup
-from platform_obs.provisioning.placeholders import did_you_mean, known_labels, known_series
+from platform_obs.provisioning.placeholders import (
+    RECORDED_PREFIXES,
+    did_you_mean,
+    known_labels,
+    known_series,
+)
 from platform_obs.provisioning.render.dashboards import TARGET_META_KEY
 from platform_obs.provisioning.render.definitions import AlertDefinition, applicable_templates
 from platform_obs.provisioning.spec import ServiceSpec
@@ -228,7 +233,11 @@ def check_promql(
 
     def visit(node: Any) -> bool:
         if isinstance(node, promql_parser.VectorSelector):
-            if node.name and node.name not in series:
+            if (
+                node.name
+                and node.name not in series
+                and not node.name.startswith(RECORDED_PREFIXES)
+            ):
                 problems.append(
                     (
                         f"metric is not in the conventions{did_you_mean(node.name, series)}",
@@ -574,9 +583,9 @@ def promtool_check(
     with tempfile.TemporaryDirectory(prefix="po-rules-") as tmp:
         files = {}
         for rule_file in rendered.prometheus_rules:
-            path = Path(tmp) / f"{rule_file.service}.rules.yaml"
+            path = Path(tmp) / rule_file.file_name
             path.write_text(yaml.safe_dump(rule_file.document, sort_keys=True), encoding="utf-8")
-            files[str(path)] = rule_file.service
+            files[str(path)] = rule_file
         result = subprocess.run(
             [binary, "check", "rules", *files], capture_output=True, text=True, check=False
         )
@@ -586,10 +595,11 @@ def promtool_check(
             file = next((f for f in files if line.startswith(f)), None)
             if file is None:
                 continue
-            service = files[file]
+            rule_file = files[file]
+            service = rule_file.service
             spec = specs.get(service)
             match = _PROMTOOL_RULE.search(line)
-            defns = by_service.get(service, [])
+            defns = by_service.get(service, []) if rule_file.kind == "alerts" else []
             if match and 0 < int(match["index"]) <= len(defns):
                 defn = defns[int(match["index"]) - 1]
                 line_no = spec.line(defn.source_path) if spec and defn.template is None else None
@@ -608,7 +618,7 @@ def promtool_check(
                     Problem(
                         spec.file if spec else service,
                         "",
-                        "promtool: " + line.replace(file, f"{service}.rules.yaml"),
+                        "promtool: " + line.replace(file, rule_file.file_name),
                     )
                 )
     return problems
