@@ -93,11 +93,9 @@ def build_cases(template: AlertTemplate, templates: Templates) -> list[RuleTest]
         firing = []
         for entry in case.get("firing") or []:
             rule_id = entry["rule"] if isinstance(entry, dict) else entry
-            extra = (
-                entry.get("labels", {ENV_LABEL: ENVIRONMENT})
-                if isinstance(entry, dict)
-                else {ENV_LABEL: ENVIRONMENT}
-            )
+            # Every template alert is per service and environment (``${service_labels}``).
+            identity = {SERVICE_LABEL: SERVICE, ENV_LABEL: ENVIRONMENT}
+            extra = entry.get("labels", identity) if isinstance(entry, dict) else identity
             firing.append(rule_id)
             rendered = by_rule.get(rule_id)
             if rendered is None:  # disabled by the case's params: expect it to fire anyway -> fails

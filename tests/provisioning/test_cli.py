@@ -262,8 +262,10 @@ def test_real_config_apply_then_threshold_change(grafana: GrafanaDouble, tmp_pat
     grafana.reset_requests()
     second = invoke(grafana, "apply", str(config), "--no-promtool")
     assert second.exit_code == 0, second.output
-    assert [(w.method, w.path) for w in grafana.writes()] == [
-        ("PUT", "/api/v1/provisioning/folder/po-checkout/rule-groups/checkout")
+    # The rule group, and the overview dashboard whose error-ratio panel draws the threshold.
+    assert sorted((w.method, w.path) for w in grafana.writes()) == [
+        ("POST", "/api/dashboards/db"),
+        ("PUT", "/api/v1/provisioning/folder/po-checkout/rule-groups/checkout"),
     ]
 
 
