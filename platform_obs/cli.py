@@ -155,6 +155,18 @@ def _grafana_errors(fn: Callable[[], Any]) -> Any:
         _fail(str(exc), EXIT_GRAFANA)
 
 
+def _check_receivers(rendered: Rendered, grafana: Grafana) -> None:
+    """Refuse rules routed to contact points Grafana does not have (before any write)."""
+    from platform_obs.provisioning import receivers
+
+    problems = _grafana_errors(lambda: receivers.check(rendered, grafana))
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        n = len(problems)
+        _fail(f"{n} problem{'s' if n != 1 else ''} found; nothing was written", EXIT_INVALID)
+
+
 # --- validate / render --------------------------------------------------------------------------
 
 
@@ -290,6 +302,7 @@ def plan(
 
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
+        _check_receivers(rendered, grafana)
         the_plan = _grafana_errors(lambda: build_plan(rendered, grafana, prune=prune, deep=deep))
     _print_plan(the_plan, output)
     if detailed_exitcode and the_plan.has_changes:
@@ -359,6 +372,7 @@ def apply(
 
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
+        _check_receivers(rendered, grafana)
         the_plan: Plan = _grafana_errors(
             lambda: build_plan(rendered, grafana, prune=prune, deep=deep)
         )

@@ -560,6 +560,7 @@ def check_grafana(
         if rendered is None:
             return [*results, skip("grafana objects", "the config is invalid", "fix it first")]
         try:
+            results.append(_contact_points(grafana, rendered))
             results += _grafana_objects(grafana, rendered, folders, group_rules)
             plan = build_plan(rendered, grafana, deep=True)  # also catches UI edits
         except GrafanaError as exc:
@@ -577,6 +578,19 @@ def check_grafana(
     else:
         results.append(ok("grafana in sync", "plan shows no changes"))
     return results
+
+
+def _contact_points(grafana: Any, rendered: Rendered) -> CheckResult:
+    from platform_obs.provisioning.receivers import check
+
+    problems = check(rendered, grafana)
+    if problems:
+        return fail(
+            "grafana contact points",
+            "; ".join(f"{p.file}: {p.value!r} {p.message}" for p in problems),
+            problems[0].expected + " — fix `receiver` in the config, or create the contact point",
+        )
+    return ok("grafana contact points", "every receiver exists")
 
 
 def _grafana_objects(

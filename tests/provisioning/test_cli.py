@@ -281,3 +281,17 @@ def test_progress_bar_on_request(grafana: GrafanaDouble, config: Path, build: Fa
     result = invoke(grafana, "apply", str(config), "--progress")
     assert result.exit_code == 0, result.output
     assert "Apply: 16 created" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_a_receiver_grafana_does_not_have_is_refused(command: str) -> None:
+    # A fresh Grafana: only the default contact point. Grafana would accept the rules, and
+    # their notifications would go nowhere.
+    with GrafanaDouble() as g:
+        result = invoke(g, command, str(EXAMPLE), "--no-promtool")
+        assert result.exit_code == 1, result.output
+        assert g.writes() == []
+    assert "'payments-oncall'" in result.output and "'payments-infra'" in result.output
+    assert "contact point does not exist in Grafana" in result.output
+    assert "expected an existing contact point: grafana-default-email" in result.output
+    assert "nothing was written" in result.output

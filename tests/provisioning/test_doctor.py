@@ -201,6 +201,7 @@ def test_grafana_nothing_applied_then_applied_then_drift(cfg: Path, grafana: Gra
 
     before = by_name(doctor.check_grafana(rendered, env, timeout=2))
     assert before["grafana token"].status == "ok"
+    assert before["grafana contact points"].status == "ok"
     for name in ("grafana folders", "grafana dashboards", "grafana rule groups"):
         assert before[name].status == "fail" and "platform-obs apply" in before[name].hint
     assert "checkout-overview" in before["grafana dashboards"].detail
@@ -368,3 +369,13 @@ def test_cli_with_prometheus_url(cfg: Path, scraped: PrometheusServer) -> None:
         result = invoke(cfg, otlp_env(rx), "--prometheus-url", scraped.url, "--timeout", "5")
     assert result.exit_code == 0, result.output
     assert "\u2713 series http.server.request.duration" in result.output
+
+
+def test_grafana_receiver_that_does_not_exist_fails_with_the_existing_ones(cfg: Path) -> None:
+    rendered = doctor.check_config(cfg)[1].rendered
+    with GrafanaDouble(contact_points=("grafana-default-email", "ops")) as grafana:
+        results = by_name(doctor.check_grafana(rendered, grafana_env(grafana), timeout=2))
+    points = results["grafana contact points"]
+    assert points.status == "fail"
+    assert "payments-oncall" in points.detail and "does not exist" in points.detail
+    assert "grafana-default-email, ops" in points.hint
