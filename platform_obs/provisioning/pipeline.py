@@ -94,6 +94,9 @@ def build(
     if templates is None:
         raise ValidationFailed(problems)
     problems.extend(validate.check_specs(specs, templates))
+    if warnings is not None:
+        for spec in specs:
+            warnings.extend(validate.check_spec_warnings(spec, templates))
     if not policy_problems:  # a half-read policy would give misleading verdicts
         errors, warned = policy.check_specs(the_policy, specs, templates)
         problems.extend(errors)

@@ -16,6 +16,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from platform_obs import conventions
 from platform_obs.provisioning import durations, units
 from platform_obs.provisioning.model import Problem, ValidationFailed
 from platform_obs.provisioning.placeholders import PLACEHOLDER, PlaceholderError, Scope, expand
@@ -198,6 +199,8 @@ class Parameter:
     by_tier: dict[int, Any] = field(default_factory=dict)
     #: Defaults when the service meets a requirement (``slo.availability``), overriding both.
     with_: dict[str, Any] = field(default_factory=dict)
+    #: Latencies: the conventions histogram the value is compared with (its buckets bound it).
+    histogram: str | None = None
 
     def default_for(self, tier: int, satisfies: Any = None) -> Any:
         for requirement, value in self.with_.items():
@@ -308,8 +311,10 @@ def check_param(param: Parameter, value: Any) -> str | None:
         low = 0.0 if kind == "ratio" and param.minimum is None else param.minimum
         high = 1.0 if kind == "ratio" and param.maximum is None else param.maximum
         if (low is not None and value < low) or (high is not None and value > high):
-            low_text = "-inf" if low is None else low
-            high_text = "inf" if high is None else high
+            low_text = "-inf" if low is None else format(low, "g")
+            high_text = "inf" if high is None else format(high, "g")
+            if kind == "ratio":
+                return f"a ratio between {low_text} and {high_text} (0.02), or a percentage (2%)"
             return f"a {kind} between {low_text} and {high_text}"
         return None
     if kind == "duration":
@@ -806,6 +811,7 @@ _PARAM_KEYS = {
     "maximum": "",
     "by_tier": "",
     "with": "",
+    "histogram": "",
 }
 _RULE_KEYS = {
     "id": "",
@@ -889,7 +895,19 @@ def _parse_alert(stem: str, doc: Located) -> tuple[AlertTemplate | None, list[Pr
             maximum=r.get(p, ppath, "maximum", (int, float), default=None),
             by_tier=by_tier,
             with_=with_,
+            histogram=r.get(p, ppath, "histogram", str, default=None),
         )
+        if (
+            param.histogram is not None
+            and getattr(conventions.METRICS.get(param.histogram), "buckets", None) is None
+        ):
+            r.problem(
+                join(ppath, "histogram"),
+                "not a histogram of the conventions",
+                param.histogram,
+                "one of "
+                + ", ".join(n for n, m in conventions.METRICS.items() if m.buckets is not None),
+            )
         for where, value in (
             [("default", param.default)]
             + [(f"by_tier.{t}", v) for t, v in by_tier.items()]
