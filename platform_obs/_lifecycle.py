@@ -175,8 +175,10 @@ def _install_logging(handle: Telemetry, otlp: bool) -> None:
 
 
 def _differences(old: Settings, new: Settings) -> list[str]:
+    # Shown as describe() shows them: no header value or URL password in the message.
+    before, after = old.describe(), new.describe()
     return [
-        f"{f.name}: {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+        f"{f.name}: {before[f.name]!r} -> {after[f.name]!r}"
         for f in fields(Settings)
         if f.compare and getattr(old, f.name) != getattr(new, f.name)
     ]

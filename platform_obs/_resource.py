@@ -15,6 +15,7 @@ from opentelemetry.sdk.version import __version__ as otel_sdk_version
 
 from platform_obs import conventions as c
 from platform_obs._config import Settings
+from platform_obs._redaction import redact_mapping
 
 #: Kubernetes downward-API variables -> resource attributes. Both the OTel-operator style names
 #: and the common short names are accepted; the first present wins.
@@ -79,7 +80,8 @@ def base_attributes(
     if revision := _first_env(environ, VCS_REVISION_ENV):
         attrs[c.VCS_REVISION] = revision
     # OTEL_RESOURCE_ATTRIBUTES (or the argument) overrides detected values; explicit settings override both.
-    attrs.update(settings.resource_attributes)
+    # Sensitive keys are redacted here as in logs and spans: a resource goes out with every batch.
+    attrs.update(redact_mapping(dict(settings.resource_attributes), settings.redact_keys))
     explicit = {
         c.SERVICE_NAME: settings.service_name,
         c.SERVICE_VERSION: settings.service_version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -19,7 +20,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from platform_obs import _exporters, _runtime_metrics
 from platform_obs import conventions as c
-from platform_obs._config import Settings, Signal, exporter_target
+from platform_obs._config import ConfigError, Settings, Signal, exporter_target
 from platform_obs._export import (
     DropReporter,
     ProcessResource,
@@ -94,12 +95,11 @@ def build_meter_provider(
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
             from prometheus_client import start_http_server
 
+            # The server first: the reader registers itself in the global registry, for good.
+            server = _start_prometheus_server(settings, start_http_server)
+            closers.append(server.shutdown)
             promoted = set(c.PROMOTED_RESOURCE_ATTRIBUTES)
             readers.append(PrometheusMetricReader(resource_attribute_filter=promoted.__contains__))
-            server, _thread = start_http_server(
-                settings.prometheus_port, addr=settings.prometheus_host
-            )
-            closers.append(server.shutdown)
             continue
         preferences: dict[str, Any] = {
             "preferred_temporality": {},  # cumulative: what Prometheus-style backends need
@@ -126,6 +126,22 @@ def build_meter_provider(
         shutdown_on_exit=False,  # one deadline for all signals: ours (see lifecycle)
     )
     return provider, closers
+
+
+def _start_prometheus_server(settings: Settings, start_http_server: Any) -> Any:
+    """The scrape endpoint's HTTP server; a port in use or a bad host is a ConfigError naming them."""
+    try:
+        server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
+    except (OSError, OverflowError, ValueError) as exc:
+        sources = settings.sources
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"cannot serve Prometheus metrics on {settings.prometheus_host}:{settings.prometheus_port}: "
+            f"{reason} (port: {sources.get('prometheus_port', 'default')}; host: "
+            f"{sources.get('prometheus_host', 'default')}); expected a free port "
+            "(OTEL_EXPORTER_PROMETHEUS_PORT) on a local address (OTEL_EXPORTER_PROMETHEUS_HOST)"
+        ) from None
+    return server
 
 
 def _from_code(settings: Settings, name: str) -> Any:
@@ -229,6 +245,7 @@ def build_providers(
     sinks: Sinks | None,
 ) -> Providers:
     meter, closers = build_meter_provider(settings, resource, drops, sinks)
+    tracer: TracerProvider | None = None
     try:
         meter_obj = meter.get_meter("platform_obs")
         if settings.runtime_metrics:
@@ -242,8 +259,14 @@ def build_providers(
         tracer = build_tracer_provider(settings, resource, drops, redactor, meter, sinks)
         logger = build_logger_provider(settings, resource, drops, meter, sinks)
     except Exception:
-        meter.shutdown(timeout_millis=0)
+        # Undo what was started; a failure while undoing must not hide the error that matters.
+        with contextlib.suppress(Exception):
+            if tracer is not None:
+                tracer.shutdown()
+        with contextlib.suppress(Exception):
+            meter.shutdown(timeout_millis=0)
         for close in closers:
-            close()
+            with contextlib.suppress(Exception):
+                close()
         raise
     return Providers(tracer, meter, logger, closers)

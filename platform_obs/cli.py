@@ -125,6 +125,14 @@ def _build(
     return rendered
 
 
+def _os_reason(exc: OSError) -> str:
+    """``[Errno 20] Not a directory: 'x'`` as one plain clause: what failed, and on which path."""
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):  # mkdir through a file
+        reason = "a file is in the way where a directory is needed"
+    return f"{reason} ({exc.filename})" if exc.filename else reason
+
+
 def _warn(warnings: Sequence[Any]) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -135,11 +143,19 @@ def _options(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v not in (None, False)}
 
 
-def _connect() -> Grafana:
+def _retry_notice(text: str) -> None:
+    click.echo(f"warning: {text}", err=True)
+
+
+def _connect(parallelism: int | None = None) -> Grafana:
+    """A Grafana client from GRAFANA_URL/GRAFANA_TOKEN; each retry is announced on stderr."""
     from platform_obs.provisioning.grafana import ConfigurationError, Grafana
 
+    options: dict[str, Any] = {"on_retry": _retry_notice}
+    if parallelism is not None:
+        options["parallelism"] = parallelism
     try:
-        return Grafana.from_env()
+        return Grafana.from_env(**options)
     except ConfigurationError as exc:
         _fail(str(exc), EXIT_INVALID)
 
@@ -221,8 +237,11 @@ def render(
     Also writes backstage/<service>.catalog-info.yaml with the annotations the Backstage Grafana
     plugin reads. Needs no Grafana server. Nothing is written when validation fails.
     """
+    from platform_obs.provisioning.backstage import grafana_url_problem
     from platform_obs.provisioning.outputs import write_all
 
+    if grafana_url is not None and (why := grafana_url_problem(grafana_url)):
+        _fail(why, EXIT_INVALID)
     rendered = _build(
         paths,
         templates_dir,
@@ -230,7 +249,10 @@ def render(
         backstage_catalog=True,
         **_options(policy_file=policy_file, grafana_url=grafana_url),
     )
-    written = write_all(rendered, out_dir)
+    try:
+        written = write_all(rendered, out_dir)
+    except OSError as exc:
+        _fail(f"cannot write the output under --out {out_dir}: {_os_reason(exc)}", EXIT_INVALID)
     for path in written:
         click.echo(str(path))
     click.echo(f"Wrote {len(written)} file(s) to {out_dir}", err=True)
@@ -302,8 +324,8 @@ def plan(
 
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
-        _check_receivers(rendered, grafana)
         the_plan = _grafana_errors(lambda: build_plan(rendered, grafana, prune=prune, deep=deep))
+        _check_receivers(rendered, grafana)
     _print_plan(the_plan, output)
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
@@ -339,6 +361,14 @@ def plan(
     default=None,
     help="Show a progress bar (default: only when stderr is a terminal).",
 )
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Changes written to Grafana at the same time (folders still before their contents). "
+    "Fewer when Grafana answers 429 Too Many Requests.",
+)
 @_deep
 @_templates
 @_policy
@@ -352,6 +382,7 @@ def apply(
     dry_run: bool,
     message: str | None,
     progress: bool | None,
+    parallelism: int,
     deep: bool,
     templates_dir: Path | None,
     policy_file: Path | None,
@@ -371,11 +402,11 @@ def apply(
     from platform_obs.provisioning.plan import build_plan
 
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
-    with _connect() as grafana:
-        _check_receivers(rendered, grafana)
+    with _connect(parallelism) as grafana:
         the_plan: Plan = _grafana_errors(
             lambda: build_plan(rendered, grafana, prune=prune, deep=deep)
         )
+        _check_receivers(rendered, grafana)  # before any write
         _print_plan(the_plan, "text")
         if dry_run or not the_plan.has_changes:
             return EXIT_OK
@@ -393,13 +424,27 @@ def apply(
                 max_deletes=max_deletes,
                 force=force,
                 on_step=bar.advance,
+                parallelism=parallelism,
             )
     return _report(result)
 
 
 def _report(result: ApplyResult) -> int:
+    """Each failure once (objects failing for the same reason share one line), then the summary.
+
+    Exit 4 only when something was written and something else failed; a run that wrote nothing
+    is a plain Grafana error (3).
+    """
+    said: dict[str, str] = {}
     for o in result.failures:
-        click.echo(f"failed: {o.change.kind} {o.change.key}: {o.error}", err=True)
+        what = f"{o.change.kind} {o.change.key}"
+        # Messages start with "<operation> <object>: "; the rest is the reason.
+        reason = o.error.split(": ", 1)[-1]
+        if reason in said:
+            click.echo(f"failed: {what}: same error as {said[reason]}", err=True)
+            continue
+        said[reason] = what
+        click.echo(f"failed: {what}: {o.error}", err=True)
     n = result.counts()
     line = (
         f"Apply: {n['created']} created, {n['updated']} updated, {n['deleted']} deleted, "
@@ -411,8 +456,15 @@ def _report(result: ApplyResult) -> int:
         line += f", {n['not-attempted']} not attempted"
     click.echo(line + ".")
     if result.aborted:
-        _fail(f"stopped: {result.aborted}", EXIT_GRAFANA)
-    return EXIT_PARTIAL if result.failures else EXIT_OK
+        # The cause is printed above, once; here only what it meant for the run.
+        _fail(
+            f"apply stopped after the error above; {n['not-attempted']} change(s) not attempted "
+            "(every further request would fail the same way)",
+            EXIT_GRAFANA,
+        )
+    if not result.failures:
+        return EXIT_OK
+    return EXIT_PARTIAL if result.wrote else EXIT_GRAFANA
 
 
 class _Progress:
@@ -589,8 +641,11 @@ def scaffold(
             for problem in exc.problems:
                 click.echo(f"error: {str(problem).replace(str(candidate), str(output))}", err=True)
             _fail("the generated config does not validate; nothing was written", EXIT_INVALID)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {_os_reason(exc)}", EXIT_INVALID)
     for warning in warnings:
         click.echo(f"note: {str(warning).replace(str(candidate), str(output))}", err=True)
     click.echo(

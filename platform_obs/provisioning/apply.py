@@ -1,10 +1,16 @@
 """Execute a :class:`~platform_obs.provisioning.plan.Plan` against Grafana.
 
-Order: folders (parents first), dashboards, rule groups; then deletes (rule groups, dashboards,
-folders last). Unchanged objects are never written, so a second apply is a no-op.
+Concurrent, in the order Grafana needs: a folder is written after its parent folder, a dashboard
+or rule group after its folder; deletes start once every write is done (rule groups and
+dashboards, then the folders they emptied). Up to ``parallelism`` changes are in flight; the
+Grafana client's shared throttle slows everyone down when Grafana answers 429. Unchanged objects
+are never written, so a second apply is a no-op.
 
-Failure policy: an auth failure or an unreachable Grafana stops the run (every later request would
-fail the same way); any other failed object is recorded and the run continues, so one bad object
+Each change goes through :func:`execute_change` (one change, one place to add checks).
+
+Failure policy: an auth failure, an unreachable Grafana or something that is not Grafana stops the
+run (every later request would fail the same way; changes already in flight finish, the rest are
+"not attempted"); any other failed object is recorded and the run continues, so one bad object
 does not block the rest. The result counts failures; the CLI exits non-zero when any failed.
 """
 
@@ -12,11 +18,14 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from platform_obs.provisioning.grafana import (
+    DEFAULT_PARALLELISM,
     FATAL_ERRORS,
     Grafana,
     GrafanaError,
@@ -64,6 +73,11 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         return not self.failures and not self.aborted
+
+    @property
+    def wrote(self) -> bool:
+        """Whether anything was written (to tell a partial apply from one that wrote nothing)."""
+        return any(o.status in ("created", "updated", "deleted") for o in self.outcomes)
 
 
 # CI systems' variables for "which commit / which run", first match wins.
@@ -124,6 +138,32 @@ def ordered(plan: Plan) -> list[Change]:
     return writes + deletes
 
 
+def dependencies(todo: Sequence[Change]) -> dict[int, set[int]]:
+    """Index -> indexes of the changes that must finish first.
+
+    A folder waits for its parent folder's write, a dashboard or rule group for its folder's
+    write; every delete waits for all writes (a replacement may need the old object's name
+    until it exists), and a folder delete for the deletes of what it holds.
+    """
+    folder_writes: dict[str, int] = {}
+    writes: list[int] = []
+    for i, c in enumerate(todo):
+        if c.action in ("create", "update"):
+            writes.append(i)
+            if c.kind == "folder":
+                folder_writes[str(c.payload.get("uid") or c.key)] = i
+    content_deletes = [i for i, c in enumerate(todo) if c.action == "delete" and c.kind != "folder"]
+    deps: dict[int, set[int]] = {}
+    for i, c in enumerate(todo):
+        if c.action == "delete":
+            deps[i] = set(writes) | (set(content_deletes) if c.kind == "folder" else set())
+            continue
+        folder = c.payload.get("parentUid") if c.kind == "folder" else c.payload.get("folderUid")
+        first = folder_writes.get(str(folder or ""))
+        deps[i] = {first} if first is not None and first != i else set()
+    return deps
+
+
 def apply_plan(
     plan: Plan,
     grafana: Grafana,
@@ -133,8 +173,12 @@ def apply_plan(
     max_deletes: int = DEFAULT_MAX_DELETES,
     force: bool = False,
     on_step: Callable[[Outcome], None] | None = None,
+    parallelism: int = DEFAULT_PARALLELISM,
 ) -> ApplyResult:
-    """Write every create/update/delete in the plan; raises TooManyDeletes before any write."""
+    """Write every create/update/delete in the plan; raises TooManyDeletes before any write.
+
+    ``on_step`` is called from the calling thread, once per finished change.
+    """
     check_deletes(plan, max_deletes=max_deletes, force=force)
     result = ApplyResult()
     for c in plan.changes:
@@ -144,26 +188,54 @@ def apply_plan(
             result.outcomes.append(Outcome(c, "skipped", c.reason))
 
     todo = ordered(plan)
-    for i, change in enumerate(todo):
+    deps = dependencies(todo)
+    waiting_on = {i: set(d) for i, d in deps.items()}
+    dependents: dict[int, list[int]] = {i: [] for i in range(len(todo))}
+    for i, d in deps.items():
+        for j in d:
+            dependents[j].append(i)
+    ready = deque(i for i in range(len(todo)) if not waiting_on[i])
+    done: dict[int, Outcome] = {}
+
+    def run_one(i: int) -> tuple[Outcome, bool]:
+        change = todo[i]
         try:
-            status = _execute(change, grafana, message=message, allow_ui_edits=allow_ui_edits)
-            outcome = Outcome(change, status)
+            status = execute_change(change, grafana, message=message, allow_ui_edits=allow_ui_edits)
+            return Outcome(change, status), False
         except FATAL_ERRORS as exc:
-            result.outcomes.append(Outcome(change, "failed", str(exc)))
-            result.aborted = str(exc)
-            if on_step is not None:
-                on_step(result.outcomes[-1])
-            result.outcomes += [Outcome(c, "not-attempted") for c in todo[i + 1 :]]
-            return result
+            return Outcome(change, "failed", str(exc)), True
         except GrafanaError as exc:
-            outcome = Outcome(change, "failed", str(exc))
-        result.outcomes.append(outcome)
-        if on_step is not None:
-            on_step(outcome)
+            return Outcome(change, "failed", str(exc)), False
+
+    workers = max(1, min(parallelism, len(todo) or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+        running: dict[Future[tuple[Outcome, bool]], int] = {}
+        while ready or running:
+            while ready and not result.aborted and len(running) < workers:
+                i = ready.popleft()
+                running[pool.submit(run_one, i)] = i
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: running[f]):
+                i = running.pop(future)
+                outcome, fatal = future.result()
+                done[i] = outcome
+                if fatal and not result.aborted:
+                    result.aborted = outcome.error
+                if on_step is not None:
+                    on_step(outcome)
+                # Dependents run even when this failed: their own error then says what is missing.
+                for j in dependents[i]:
+                    waiting_on[j].discard(i)
+                    if not waiting_on[j]:
+                        ready.append(j)
+    result.outcomes += [done.get(i) or Outcome(c, "not-attempted") for i, c in enumerate(todo)]
     return result
 
 
-def _execute(change: Change, grafana: Grafana, *, message: str, allow_ui_edits: bool) -> str:
+def execute_change(change: Change, grafana: Grafana, *, message: str, allow_ui_edits: bool) -> str:
+    """Write one change; returns its outcome status (created, updated, deleted)."""
     p = change.payload
     if change.kind == "folder":
         if change.action == "create":

@@ -80,7 +80,7 @@ def build(
     """
     # Every stage runs on whatever it can, so one round of fixes addresses every problem.
     problems: list[Problem] = []
-    specs, spec_problems = read_specs([Path(p) for p in paths])
+    specs, spec_problems = read_specs([Path(p) for p in paths], warnings)
     problems.extend(spec_problems)
     templates: Templates | None = None
     try:

@@ -328,20 +328,28 @@ def _plan_dashboards(
     hits = {str(h["uid"]): h for h in grafana.list_managed_dashboards()}
     out: list[Change] = []
     declared: set[str] = set()
-    for d in rendered.dashboards:
+    models = [(d, desired_dashboard(d)) for d in rendered.dashboards]
+
+    def fresh(d: Dashboard, model: dict[str, Any], hit: dict[str, Any]) -> bool:
+        same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
+        return same_hash and (hit.get("folderUid") or "") == d.folder_uid and not deep
+
+    # The JSON of every dashboard that may have changed, fetched concurrently where possible.
+    stale = [d.uid for d, m in models if d.uid in hits and not fresh(d, m, hits[d.uid])]
+    get_many = getattr(grafana, "get_many", None)
+    fetched = get_many(grafana.get_dashboard, stale) if get_many else {}
+    for d, model in models:
         declared.add(d.uid)
-        model = desired_dashboard(d)
         payload: dict[str, Any] = {"dashboard": model, "folderUid": d.folder_uid}
         hit = hits.get(d.uid)
         if hit is None:
             out.append(Change("create", "dashboard", d.uid, d.service, d.title, payload=payload))
             continue
         same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
-        same_folder = (hit.get("folderUid") or "") == d.folder_uid
-        if same_hash and same_folder and not deep:
+        if fresh(d, model, hit):
             out.append(Change("unchanged", "dashboard", d.uid, d.service, d.title))
             continue
-        live = grafana.get_dashboard(d.uid)
+        live = fetched[d.uid] if d.uid in fetched else grafana.get_dashboard(d.uid)
         if live is None:  # deleted between search and get
             out.append(Change("create", "dashboard", d.uid, d.service, d.title, payload=payload))
             continue
@@ -410,6 +418,12 @@ def _plan_rule_groups(
     by_rule = grafana.rule_intervals() if live_groups else {}
     out: list[Change] = []
     declared: set[tuple[str, str]] = set()
+    bodies: dict[Any, Any] = {}
+    get_many = getattr(grafana, "get_many", None)
+    if by_rule is None and get_many is not None:
+        # No export endpoint: one GET per existing group, concurrently.
+        keys = [(g.folder_uid, g.title) for g in rendered.rule_groups]
+        bodies = get_many(grafana.get_rule_group, [k for k in keys if k in live_groups])
 
     def live_interval(key: tuple[str, str], have: LiveRuleGroup) -> float | None:
         if by_rule is not None:
@@ -417,7 +431,7 @@ def _plan_rule_groups(
                 if str(r.get("uid")) in by_rule:
                     return by_rule[str(r.get("uid"))]
             return None
-        body = grafana.get_rule_group(*key)  # fallback: one GET for this group only
+        body = bodies[key] if key in bodies else grafana.get_rule_group(*key)
         return duration_seconds(body.get("interval")) if body else None
 
     for g in rendered.rule_groups:

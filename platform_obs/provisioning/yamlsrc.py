@@ -14,11 +14,28 @@ from typing import Any
 
 import yaml
 
+from platform_obs.provisioning import limits
 from platform_obs.provisioning.model import Problem
 
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader; a subclass so nothing we do leaks into PyYAML's global resolver tables."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        # Stop at the nesting limit instead of scanning on: PyYAML's scanner is quadratic in the
+        # nesting depth and its composer recursive (5000 levels took seconds, then a traceback).
+        self._depth += 1
+        try:
+            if self._depth > limits.MAX_DEPTH + 1:
+                mark = self.peek_event().start_mark
+                raise limits.LimitExceeded(
+                    f"nested deeper than {limits.MAX_DEPTH} levels", mark.line + 1
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
 
 def join(path: str, key: str | int) -> str:
@@ -91,13 +108,35 @@ def _build(loader: _Loader, node: yaml.Node, path: str, doc: Located) -> Any:
 
 
 def parse(text: str, file: str) -> Located:
-    """Parse one YAML document; syntax errors become problems (data is then ``None``)."""
+    """Parse one YAML document; syntax errors and inputs over the limits become problems (data is
+    then ``None``)."""
     doc = Located(file, None)
-    loader = _Loader(text)
+    loader = None
     try:
+        limits.check_text(text)
+        loader = _Loader(text)  # the reader refuses NUL and other unprintable characters here
         node = loader.get_single_node()
         if node is not None:
+            limits.check_tree(node)  # before _build, which would expand aliases without end
             doc.data = _build(loader, node, "", doc)
+    except limits.LimitExceeded as exc:
+        doc.problems.append(Problem(file, "", str(exc), None, "", exc.line))
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        doc.problems.append(
+            Problem(file, "", f"nested deeper than {limits.MAX_DEPTH} levels", None, "", None)
+        )
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        doc.problems.append(
+            Problem(
+                file,
+                "",
+                f"invalid YAML: character U+{exc.character:04X} is not allowed in YAML text",
+                None,
+                "printable UTF-8 text",
+                line,
+            )
+        )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         doc.problems.append(
@@ -112,15 +151,20 @@ def parse(text: str, file: str) -> Located:
         )
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(file, "", f"invalid YAML: {exc}"))
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        doc.problems.append(Problem(file, "", f"invalid YAML value: {str(exc).split(';')[0]}"))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 
 def load(path: Path) -> Located:
-    """Read and parse a YAML file; an unreadable file is a problem, not an exception."""
+    """Read and parse a YAML file; an unreadable or oversized file is a problem, not an exception."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = limits.read_text(path)
+    except limits.LimitExceeded as exc:
+        return Located(str(path), None, problems=[Problem(str(path), "", str(exc))])
     except (OSError, UnicodeDecodeError) as exc:
         return Located(
             str(path), None, problems=[Problem(str(path), "", f"cannot read file: {exc}")]

@@ -16,7 +16,7 @@ if _TESTS_DIR not in sys.path:
 from grafana_double import GrafanaDouble  # noqa: E402
 
 #: Contact points the shared double starts with: Grafana's default plus the example's receivers.
-CONTACT_POINTS = ("grafana-default-email", "payments-oncall", "payments-infra")
+CONTACT_POINTS = ("grafana-default-email", "payments-oncall", "payments-infra", "search-oncall")
 
 
 @pytest.fixture
