@@ -68,6 +68,7 @@ SLO_KEYS = (
     "latency.objective_percent",
     "latency.budget",
     "latency.threshold",
+    "latency.threshold_text",
     "latency.le",
 )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from platform_obs import conventions
 from platform_obs.provisioning.placeholders import Scope
+from platform_obs.provisioning.units import format_latency
 from platform_obs.provisioning.render.recording import sli_error_function
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import Templates
@@ -81,6 +82,7 @@ def slo_values(spec: ServiceSpec) -> dict[str, Any]:
         out["latency.objective"] = _ratio(slos.latency.objective / 100)
         out["latency.budget"] = _ratio(1 - slos.latency.objective / 100)
         out["latency.threshold"] = slos.latency.threshold
+        out["latency.threshold_text"] = format_latency(slos.latency.threshold)
         out["latency.le"] = le_matcher(slos.latency.threshold)
     return out
 
