@@ -291,6 +291,8 @@ def check_spec_warnings(spec: ServiceSpec, templates: Templates) -> list[Problem
                     )
                 )
     return warnings
+
+
 _TEMPLATE_EXPECTED = "a Go template both Grafana and Prometheus accept, e.g. {{ $labels.instance }}"
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from platform_obs import conventions
 from platform_obs.provisioning.placeholders import Scope
-from platform_obs.provisioning.units import format_latency
 from platform_obs.provisioning.render.recording import sli_error_function
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import Templates
+from platform_obs.provisioning.units import format_latency
 
 SERVICE_LABEL = conventions.prom_label(conventions.SERVICE_NAME)
 ENV_LABEL = conventions.prom_label(conventions.DEPLOYMENT_ENVIRONMENT)
