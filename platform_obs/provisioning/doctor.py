@@ -529,7 +529,55 @@ def check_prometheus(
             )
         else:
             results.append(ok(name, f"{count} series ({', '.join(envs)})"))
+    if spec.slos is not None:
+        try:
+            results.append(_slo_recordings(url, spec, timeout))
+        except PrometheusError as exc:
+            results.append(fail("slo recordings", str(exc), exc.hint))
     return results
+
+
+def _slo_recordings(url: str, spec: ServiceSpec, timeout: float) -> CheckResult:
+    """The SLO dashboard and the burn-rate alerts read recorded series: are they recorded?"""
+    from platform_obs.provisioning.render.recording import SLI_ERROR_PREFIX, SLO_LABEL
+
+    service_label = conventions.prom_label(conventions.SERVICE_NAME)
+    found = prometheus_query(
+        url,
+        f'count by ({SLO_LABEL}) ({{__name__=~"{SLI_ERROR_PREFIX}.+", '
+        f'{service_label}="{spec.name}"}})',
+        timeout,
+    )
+    assert spec.slos is not None
+    wanted = {
+        kind
+        for kind, declared in (
+            ("availability", spec.slos.availability),
+            ("latency", spec.slos.latency),
+        )
+        if declared is not None
+    }
+    missing = sorted(wanted - {str(r["metric"].get(SLO_LABEL)) for r in found})
+    requests = conventions.HTTP_SERVER_REQUEST_DURATION.series("count")
+    if missing and not prometheus_query(
+        url, f'sum(increase({requests}{{{service_label}="{spec.name}"}}[5m])) > 0', timeout
+    ):
+        return skip(
+            "slo recordings",
+            f"no requests for {service_label}={spec.name!r} in the last 5 minutes: the recorded "
+            "SLIs are empty without traffic",
+        )
+    if missing:
+        return fail(
+            "slo recordings",
+            f"no {SLI_ERROR_PREFIX}<window> series for {service_label}={spec.name!r}, "
+            f"slo {', '.join(missing)}: the SLO dashboard is empty and the burn-rate alerts "
+            "cannot fire",
+            f"load prometheus/{spec.name}.slo.rules.yaml (from `platform-obs render`) into the "
+            "Prometheus / Mimir ruler of this datasource (docs/service-config.md, "
+            '"SLO recording rules")',
+        )
+    return ok("slo recordings", f"recorded: {', '.join(sorted(wanted))}")
 
 
 def _why_no_series(
