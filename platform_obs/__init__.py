@@ -20,11 +20,12 @@ check_import_time_env()  # before the SDK's trace module reads that variable on 
 from platform_obs._lifecycle import AlreadyInitialized, Telemetry, shutdown  # noqa: E402
 from platform_obs._lifecycle import init as _init  # noqa: E402
 from platform_obs._logs import get_logger  # noqa: E402
-from platform_obs._resource import MissingServiceNameWarning  # noqa: E402
+from platform_obs._resource import MissingEnvironmentWarning, MissingServiceNameWarning  # noqa: E402
 
 __all__ = [
     "AlreadyInitialized",
     "ConfigError",
+    "MissingEnvironmentWarning",
     "MissingServiceNameWarning",
     "Settings",
     "Telemetry",

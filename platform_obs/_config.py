@@ -44,6 +44,10 @@ _LOG_FORMATS = ("auto", "json", "console")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+#: Health, readiness and metrics endpoints: probes and scrapes are not user traffic.
+DEFAULT_EXCLUDED_URLS = r"/(healthz?|readyz?|livez?|ping|metrics)/?(\?.*)?$"
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid. The message names where it came from."""
 
@@ -321,6 +325,12 @@ class Settings:
     disabled_instrumentations: tuple[str, ...] = ()
     runtime_metrics: bool = True
 
+    #: Regular expressions searched in request URLs; matching requests get no span and no metric.
+    excluded_urls: tuple[str, ...] = (DEFAULT_EXCLUDED_URLS,)
+    #: Request / response header names recorded on server spans (none by default: they hold secrets).
+    capture_request_headers: tuple[str, ...] = ()
+    capture_response_headers: tuple[str, ...] = ()
+
     log_format: str = "auto"
     log_level: str = "info"
     log_to_otlp: bool = True
@@ -414,6 +424,19 @@ _KNOBS: dict[str, _Knob] = {
         _name_list, None, ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",)
     ),
     "runtime_metrics": _Knob(_bool, "PLATFORM_OBS_RUNTIME_METRICS"),
+    "excluded_urls": _Knob(
+        _name_list, "PLATFORM_OBS_EXCLUDED_URLS", ("OTEL_PYTHON_EXCLUDED_URLS",)
+    ),
+    "capture_request_headers": _Knob(
+        _name_list,
+        "PLATFORM_OBS_CAPTURE_REQUEST_HEADERS",
+        ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",),
+    ),
+    "capture_response_headers": _Knob(
+        _name_list,
+        "PLATFORM_OBS_CAPTURE_RESPONSE_HEADERS",
+        ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",),
+    ),
     "log_format": _Knob(_choice(_LOG_FORMATS), "PLATFORM_OBS_LOG_FORMAT"),
     "log_level": _Knob(_choice(_LOG_LEVELS), "PLATFORM_OBS_LOG_LEVEL"),
     "log_to_otlp": _Knob(_bool, "PLATFORM_OBS_LOG_TO_OTLP"),

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -89,6 +90,29 @@ class DropReporter:
                 reason,
                 summary,
             )
+
+
+#: Exporters to rebuild in a forked child (see :func:`renew_connections_after_fork`).
+_RENEWABLE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def renewable(wrapper: Any, build: Callable[[], Any]) -> Any:
+    """Register how to build ``wrapper``'s inner exporter again (a new connection) after a fork."""
+    wrapper._build = build
+    _RENEWABLE.add(wrapper)
+    return wrapper
+
+
+def renew_connections_after_fork() -> None:
+    """A forked worker must not talk over its parent's connections: an HTTP keep-alive socket or a
+    gRPC channel opened before the fork is shared with the parent and every sibling, and their
+    requests and answers interleave (exports fail or land in another process). Each wrapper gets a
+    fresh inner exporter; the inherited one is left alone (closing it would close the parent's)."""
+    for wrapper in list(_RENEWABLE):
+        try:
+            wrapper._inner = wrapper._build()
+        except Exception as exc:  # keep the old one rather than fail the worker
+            _log.debug("could not renew exporter after fork", exc_info=exc)
 
 
 class ProcessResource:

@@ -26,6 +26,7 @@ from opentelemetry._logs import Logger as OtelLogger
 from opentelemetry._logs import LoggerProvider as OtelLoggerProvider
 from opentelemetry._logs import SeverityNumber
 
+from platform_obs import _errors, _servers
 from platform_obs import conventions as c
 from platform_obs._redaction import SCALARS, Redactor, mask_url_passwords, type_name
 from platform_obs._sanitize import (
@@ -144,6 +145,8 @@ class PlatformFields:
         if "exc_info" in event_dict:
             if method_name == "exception" and event_dict["exc_info"] is True:
                 event_dict["exc_info"] = sys.exc_info()
+            if ctx.is_valid:  # the request's error is told once: see _errors
+                _errors.note_logged(self._ids[1], event_dict["exc_info"])
             return _format_exception(logger, method_name, event_dict)
         return event_dict
 
@@ -245,7 +248,9 @@ def json_renderer(_logger: Any, _method_name: str, event_dict: EventDict) -> str
         line = _ENCODER.encode(event_dict)
     except Exception:
         line = _ENCODER.encode(json_safe_fields(event_dict))
-    return one_line(line)
+    if "@" in line:  # a URL with a password in it, in any field or message: masked
+        line = mask_url_passwords(line)
+    return line if line.isascii() else one_line(line)
 
 
 class SafeConsoleRenderer:
@@ -257,9 +262,10 @@ class SafeConsoleRenderer:
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> Any:
         snapshot = dict(event_dict)
         try:
-            return one_line(self._inner(logger, method_name, event_dict))
+            line = self._inner(logger, method_name, event_dict)
         except Exception:
-            return one_line(self._inner(logger, method_name, json_safe_fields(snapshot)))
+            line = self._inner(logger, method_name, json_safe_fields(snapshot))
+        return one_line(mask_url_passwords(line))
 
 
 class StdoutWriter:
@@ -274,8 +280,12 @@ class StdoutWriter:
         self.name = name
 
     def msg(self, message: str) -> None:
+        # Flushed per line, like structlog's own loggers: a pre-fork worker may leave by os._exit()
+        # (Celery's pool, gunicorn), which would drop a block-buffered pipe's content.
         try:
-            sys.stdout.write(message + "\n")
+            out = sys.stdout
+            out.write(message + "\n")
+            out.flush()
         except UnicodeEncodeError:  # a stdout that is not UTF-8: escape, still one line
             _write_ascii(message)
         except Exception:  # stdout closed or gone: telemetry trouble is never the service's
@@ -330,7 +340,8 @@ def build_processors(
 # --- stdlib logging bridge -----------------------------------------------------------------------
 
 _STD_RECORD_KEYS: Final = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}
 )
 
 
@@ -353,6 +364,8 @@ class StdlibBridge(logging.Handler):
         internal = record.name.startswith(INTERNAL_LOGGER_PREFIXES)
         if internal and not self._rate_limit.filter(record):
             return
+        if record.exc_info and _errors.is_server_echo(record.name, record.exc_info):
+            return  # the server repeating an exception already logged with its trace id
         self._local.busy = True
         try:
             event: dict[str, Any] = {
@@ -368,14 +381,17 @@ class StdlibBridge(logging.Handler):
             )
             if record.exc_info and record.exc_info[0] is not None:
                 event["exc_info"] = record.exc_info
+            if record.name in _servers.ACCESS_LOGGERS and (
+                access := _servers.access_fields(record)
+            ):
+                event[F.event] = _servers.ACCESS_EVENT
+                event.update(access)
             if internal:
                 event[_MARK_INTERNAL] = True
             method = record.levelname.lower()
             line: Any = event
             for processor in self._processors:
                 line = processor(None, method, line)
-            if internal:  # the SDK's own messages name endpoints: no password in them
-                line = mask_url_passwords(str(line))
             _STDOUT.msg(str(line))
         except Exception as exc:
             # Logging must never raise into the caller, nor print the record's arguments (what

@@ -224,16 +224,21 @@ def redact_mapping(
 
 # --- passwords inside URLs -----------------------------------------------------------------------
 
-#: ``scheme://user:password@`` and a bare ``user:password@host`` (what gRPC calls the endpoint).
+#: ``scheme://user:password@`` and a bare ``user:password@host`` (what gRPC calls the endpoint); the
+#: password runs to the last ``@`` of the authority (an unencoded ``@`` in it is common).
 _URL_PASSWORD = re.compile(
-    r"(?P<user>(?:[A-Za-z][A-Za-z0-9+.\-]*://)?[^\s/:@'\"\\<>]*):(?P<password>[^\s/@'\"\\<>]+)@(?=[^\s@'\"\\<>])"
+    r"(?P<user>(?:[A-Za-z][A-Za-z0-9+.\-]*://)?[^\s/:@'\"\\<>]*):(?P<password>[^\s/'\"\\<>]+)@(?=[^\s@'\"\\<>])"
 )
+#: ``scheme://TOKEN@host``: a lone user part in a URL is usually a token.
+_URL_TOKEN = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^\s/:@'\"\\<>]+@")
 MASK: Final = "***"
 
 
 def mask_url_passwords(text: str) -> str:
-    """``text`` with the password of every URL (``https://user:***@host``) masked, as Terraform
-    and git print them. Cheap when there is nothing to mask (no ``@``)."""
+    """``text`` with the password of every URL (``https://user:***@host``) and a lone user part
+    (``https://***@host``) masked, as Terraform and git print them (the CLI shows URLs the same
+    way). Cheap when there is nothing to mask (no ``@``)."""
     if "@" not in text:
         return text
-    return _URL_PASSWORD.sub(lambda m: f"{m['user']}:{MASK}@", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m['user']}:{MASK}@", text)
+    return _URL_TOKEN.sub(lambda m: f"{m['scheme']}{MASK}@", text)

@@ -43,6 +43,10 @@ class MissingServiceNameWarning(UserWarning):
     """init() ran without a service name; telemetry is labelled with a fallback."""
 
 
+class MissingEnvironmentWarning(UserWarning):
+    """init() ran without a deployment environment; dashboards and alerts filter on it."""
+
+
 def _first_env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     for name in names:
         value = environ.get(name, "").strip()
@@ -96,6 +100,14 @@ def base_attributes(
             "platform_obs.init() has no service name: set init(service_name=...), "
             f"PLATFORM_OBS_SERVICE_NAME or OTEL_SERVICE_NAME. Using {attrs[c.SERVICE_NAME]!r}.",
             MissingServiceNameWarning,
+            stacklevel=4,
+        )
+    if not attrs.get(c.DEPLOYMENT_ENVIRONMENT):
+        warnings.warn(
+            "platform_obs.init() has no environment: set init(environment=...), "
+            "PLATFORM_OBS_ENVIRONMENT or OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=...; "
+            "the service's dashboards and alerts select on it, so they show nothing for this process.",
+            MissingEnvironmentWarning,
             stacklevel=4,
         )
     return attrs

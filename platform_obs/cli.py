@@ -267,6 +267,13 @@ _prune = click.option(
     help="Also delete objects this tool created for the given services that are no longer "
     "declared. Never touches objects without the platform-obs marker or file-provisioned ones.",
 )
+_adopt = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over objects this config declares that platform-obs cannot prove it created "
+    "(no ownership marker, or another service's): overwrite them and add the marker. Without "
+    "it such updates are refused. Never deletes anything not proven ours.",
+)
 _deep = click.option(
     "--deep",
     is_flag=True,
@@ -303,6 +310,7 @@ def _print_plan(plan: Plan, output: str) -> None:
     help="Exit 2 when there are changes, 0 when there are none (like terraform plan).",
 )
 @_deep
+@_adopt
 @_templates
 @_policy
 @_promtool
@@ -312,6 +320,7 @@ def plan(
     output: str,
     detailed_exitcode: bool,
     deep: bool,
+    adopt: bool,
     templates_dir: Path | None,
     policy_file: Path | None,
     promtool: bool,
@@ -324,9 +333,13 @@ def plan(
 
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
-        the_plan = _grafana_errors(lambda: build_plan(rendered, grafana, prune=prune, deep=deep))
+        the_plan = _grafana_errors(
+            lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
+        )
         _check_receivers(rendered, grafana)
     _print_plan(the_plan, output)
+    if the_plan.refused:
+        _fail(_refused_message(the_plan), EXIT_INVALID)
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -370,6 +383,7 @@ def plan(
     "Fewer when Grafana answers 429 Too Many Requests.",
 )
 @_deep
+@_adopt
 @_templates
 @_policy
 @_promtool
@@ -384,6 +398,7 @@ def apply(
     progress: bool | None,
     parallelism: int,
     deep: bool,
+    adopt: bool,
     templates_dir: Path | None,
     policy_file: Path | None,
     promtool: bool,
@@ -404,10 +419,12 @@ def apply(
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect(parallelism) as grafana:
         the_plan: Plan = _grafana_errors(
-            lambda: build_plan(rendered, grafana, prune=prune, deep=deep)
+            lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         )
         _check_receivers(rendered, grafana)  # before any write
         _print_plan(the_plan, "text")
+        if the_plan.refused:
+            _fail(_refused_message(the_plan), EXIT_INVALID)
         if dry_run or not the_plan.has_changes:
             return EXIT_OK
         try:
@@ -427,6 +444,16 @@ def apply(
                 parallelism=parallelism,
             )
     return _report(result)
+
+
+def _refused_message(the_plan: Plan) -> str:
+    # Also on stderr: with --output json/markdown the plan itself often goes to a file.
+    lines = [f"  {c.reason}" for c in the_plan.refused]
+    return (
+        f"{len(lines)} object(s) declared here are not proven to be this config's; nothing was "
+        "written. Resolve each as its message says, or pass --adopt to take them over:\n"
+        + "\n".join(lines)
+    )
 
 
 def _report(result: ApplyResult) -> int:
@@ -652,7 +679,7 @@ def scaffold(
         f"Wrote {output} for service {answers.service!r} "
         f"(team {answers.team}, tier {answers.tier}, receiver {answers.receiver}).\n"
         "\nAdd one line at start-up, before the web framework's app object is created:\n\n"
-        f"    import platform_obs\n    {sc.init_line(str(answers.service))}\n\n"
+        f"    import platform_obs\n    {sc.init_line(str(answers.service), tuple(answers.environments))}\n\n"
         "Next:\n"
         f"    platform-obs validate {output}\n"
         f"    platform-obs plan {output}      # needs GRAFANA_URL and GRAFANA_TOKEN\n"

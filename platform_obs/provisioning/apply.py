@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from platform_obs.provisioning import ownership
 from platform_obs.provisioning.grafana import (
     DEFAULT_PARALLELISM,
     FATAL_ERRORS,
@@ -46,6 +47,22 @@ class TooManyDeletes(Exception):
             f"prune would delete {count} objects, more than --max-deletes={limit}. Review the "
             "plan; raise --max-deletes or pass --force if this is intended"
         )
+
+
+class OwnershipRefused(Exception):
+    """The plan would overwrite objects not proven ours; nothing was written."""
+
+    def __init__(self, refused: list[Change]) -> None:
+        self.refused = refused
+        lines = [f"{c.kind} {c.key}: {c.reason}" for c in refused]
+        super().__init__(
+            f"{len(refused)} object(s) are not owned by this config; nothing was written:\n  "
+            + "\n  ".join(lines)
+        )
+
+
+class NotOwned(GrafanaError):
+    """Right before a write, the object turned out not to be ours (changed since the plan)."""
 
 
 @dataclass(frozen=True)
@@ -175,10 +192,13 @@ def apply_plan(
     on_step: Callable[[Outcome], None] | None = None,
     parallelism: int = DEFAULT_PARALLELISM,
 ) -> ApplyResult:
-    """Write every create/update/delete in the plan; raises TooManyDeletes before any write.
+    """Write every create/update/delete in the plan.
 
-    ``on_step`` is called from the calling thread, once per finished change.
+    Raises OwnershipRefused or TooManyDeletes before any write. ``on_step`` is called from the
+    calling thread, once per finished change.
     """
+    if plan.refused:
+        raise OwnershipRefused(plan.refused)
     check_deletes(plan, max_deletes=max_deletes, force=force)
     result = ApplyResult()
     for c in plan.changes:
@@ -248,20 +268,80 @@ def execute_change(change: Change, grafana: Grafana, *, message: str, allow_ui_e
             if (live.get("parentUid") or None) != p.get("parentUid"):
                 grafana.move_folder(p["uid"], p.get("parentUid"))
             return "updated"
+        _recheck_folder_delete(change, grafana)
         grafana.delete_folder(change.key)
         return "deleted"
 
     if change.kind == "dashboard":
         if change.action == "delete":
+            _recheck_dashboard_delete(change, grafana)
             grafana.delete_dashboard(change.key)
             return "deleted"
         return _save_dashboard(change, grafana, message)
 
-    if change.action == "delete":
+    body = _recheck_rule_group(change, grafana)
+    if body is None:
         grafana.delete_rule_group(p["folderUid"], p["group"])
         return "deleted"
-    grafana.put_rule_group(p["folderUid"], p["group"], p["body"], disable_provenance=allow_ui_edits)
+    grafana.put_rule_group(p["folderUid"], p["group"], body, disable_provenance=allow_ui_edits)
     return "created" if change.action == "create" else "updated"
+
+
+# The plan checked ownership; these re-check against Grafana as it is right before the write, so
+# a rule a person added (or a dashboard they replaced) since the plan is never lost.
+
+
+def _recheck_dashboard_delete(change: Change, grafana: Grafana) -> None:
+    owner = change.payload.get("owner")
+    if owner is None:
+        return
+    live = grafana.get_dashboard(change.key)
+    if live is None:
+        return
+    hit = {
+        "uid": change.key,
+        "tags": (live.get("dashboard") or {}).get("tags") or [],
+        "folderUid": (live.get("meta") or {}).get("folderUid") or "",
+    }
+    verdict = ownership.deletable(ownership.dashboard_verdict(hit, owner), live)
+    if not verdict.mine:
+        raise NotOwned(
+            f"delete dashboard {change.key}: not deleted, it changed since the plan and is no "
+            f"longer proven ours ({verdict.detail or verdict.status}); run plan again"
+        )
+
+
+def _recheck_folder_delete(change: Change, grafana: Grafana) -> None:
+    # Deleting a folder deletes everything in it: never while it holds what a person put there.
+    left = grafana.search_folder_contents(change.key)
+    if left:
+        titles = ", ".join(repr(str(h.get("title", h.get("uid")))) for h in left[:3])
+        raise NotOwned(
+            f"delete folder {change.key}: not deleted, it now holds {len(left)} dashboard(s) "
+            f"platform-obs did not delete ({titles}); run plan again"
+        )
+
+
+def _recheck_rule_group(change: Change, grafana: Grafana) -> dict[str, Any] | None:
+    """The body to PUT (others' rules merged in as they are now), or None to delete the group."""
+    p = change.payload
+    owner = p.get("owner")
+    if owner is None or change.action == "create":
+        return None if change.action == "delete" else p["body"]
+    live = grafana.get_rule_group(p["folderUid"], p["group"]) or {}
+    merge = ownership.merge_group(p.get("declared") or [], live.get("rules") or [], owner)
+    if merge.conflicts and not p.get("adopt"):
+        rule, verdict = merge.conflicts[0]
+        raise NotOwned(
+            f"save rule group {change.key}: rule {rule.get('uid')} changed since the plan and "
+            f"is no longer proven ours ({verdict.detail or verdict.status}); run plan again"
+        )
+    if not merge.rules:
+        return None  # nothing left in the group: delete it rather than PUT an empty one
+    body = dict(p.get("body") or {"title": p["group"], "folderUid": p["folderUid"]})
+    body.setdefault("interval", live.get("interval") or 60)
+    body["rules"] = merge.rules
+    return body
 
 
 def _save_dashboard(change: Change, grafana: Grafana, message: str) -> str:
@@ -273,12 +353,17 @@ def _save_dashboard(change: Change, grafana: Grafana, message: str) -> str:
     try:
         grafana.save_dashboard(model, p["folderUid"], message, overwrite=False)
     except VersionMismatch as exc:
-        if change.action == "create":
+        if change.action != "create":
+            raise
+        live = grafana.get_dashboard(change.key) if p.get("adopt") else None
+        if live is None:
             raise VersionMismatch(
                 f"save dashboard {change.key}: a dashboard with this uid or title already exists "
                 "in Grafana but is not managed by platform-obs (it lacks the 'platform-obs' tag). "
-                "Delete or rename it, or change the dashboard uid",
+                "Delete or rename it, or pass --adopt to take over one with this uid",
                 path=exc.path,
             ) from None
-        raise
+        # --adopt: take over the dashboard at our uid, still locked to the version just read.
+        model["version"] = (live.get("dashboard") or {}).get("version")
+        grafana.save_dashboard(model, p["folderUid"], message, overwrite=False)
     return "created" if change.action == "create" else "updated"

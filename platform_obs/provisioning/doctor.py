@@ -290,7 +290,10 @@ def check_otlp(
         name = f"otlp {signal}"
         if "otlp" not in exporters[signal]:
             hint = (
-                "the --prometheus-url check covers metrics scraped from the pull endpoint"
+                "the --prometheus-url check covers metrics scraped from the pull endpoint; under "
+                "a pre-fork server (gunicorn, uvicorn --workers) each worker serves on the next "
+                "free port from OTEL_EXPORTER_PROMETHEUS_PORT (9464, 9465, ...): scrape that range "
+                "(docs/service-shapes.md), or export over OTLP"
                 if "prometheus" in exporters[signal]
                 else ""
             )
@@ -334,6 +337,30 @@ def check_otlp(
             continue
         results.append(_send_probe(name, signal, target, where, resource, timeout, otlp_exporter))
     return results
+
+
+def check_instrumentations(environ: Mapping[str, str] | None = None) -> CheckResult:
+    """Which installed libraries ``init()`` instruments here, and which it cannot and why."""
+    from platform_obs._instrumentation import UNSUPPORTED, survey
+
+    environ = os.environ if environ is None else environ
+    disabled = [
+        x.strip() for x in environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")
+    ]
+    found = survey([x for x in disabled if x])
+    active = sorted(s.name for s in found if s.status == "instrumented when imported")
+    unsupported = [s for s in found if s.status == UNSUPPORTED]
+    broken = [s for s in found if s.status == "failed"]
+    detail = f"instrumented: {', '.join(active) or 'none'}"
+    if unsupported or broken:
+        problems = "; ".join(s.describe() for s in [*unsupported, *broken])
+        return fail(
+            "instrumentation",
+            f"{detail}; not instrumented: {problems}",
+            "install a version in the supported range (or the matching platform-obs extra), or "
+            "list the instrumentation in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+        )
+    return ok("instrumentation", detail)
 
 
 def _send_probe(
@@ -651,6 +678,16 @@ def check_grafana(
             plan = build_plan(rendered, grafana, deep=True)  # also catches UI edits
         except GrafanaError as exc:
             return [*results, fail("grafana", str(exc), _grafana_hint(exc, grafana.url))]
+    if plan.refused:
+        first = plan.refused[0]
+        results.append(
+            fail(
+                "grafana ownership",
+                f"{len(plan.refused)} declared object(s) are not this config's: {first.reason}",
+                "see the ownership section of docs/cli.md: rename the service, delete the object "
+                "in Grafana, or run apply with --adopt",
+            )
+        )
     if plan.has_changes:
         changed = [f"{c.action} {c.kind} {c.key}" for c in plan.writes]
         results.append(
@@ -661,7 +698,7 @@ def check_grafana(
                 "(edits made in the Grafana UI are overwritten by apply)",
             )
         )
-    else:
+    elif not plan.refused:
         results.append(ok("grafana in sync", "plan shows no changes"))
     return results
 
@@ -728,6 +765,7 @@ def run(
     results = [result]
     service = state.spec.name if state.spec else None
     results += check_otlp(service, environ, timeout=timeout)
+    results.append(check_instrumentations(environ))
     if not prometheus_url:
         results.append(skip("prometheus", "no --prometheus-url", "pass it to check the series"))
     elif state.spec is None:
@@ -755,10 +793,8 @@ def _secrets(environ: Mapping[str, str], prometheus_url: str | None) -> set[str]
                 found |= {secret, urllib.parse.unquote(secret)}
         elif name == "GRAFANA_TOKEN":
             found |= {value, value.strip()}
-        elif "@" in value:
-            secret = urls.credential(value)
-            if secret:
-                found |= {secret, urllib.parse.unquote(secret)}
+        elif "@" in value and (credential := urls.credential(value)):
+            found |= {credential, urllib.parse.unquote(credential)}
     return {s for s in found if len(s) >= 3}  # masking "a" would garble every message
 
 

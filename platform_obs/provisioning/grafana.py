@@ -32,6 +32,8 @@ import niquests
 from grafana_client import GrafanaApi, TokenAuth
 from grafana_client.client import GrafanaException, GrafanaTimeoutError
 
+from platform_obs._redaction import mask_url_passwords as mask_url
+from platform_obs.provisioning import urls
 from platform_obs.provisioning.durations import duration_seconds
 from platform_obs.provisioning.model import MANAGER
 
@@ -117,19 +119,7 @@ FATAL_ERRORS: tuple[type[GrafanaError], ...] = (
 
 # --- secrets in text ------------------------------------------------------------------------------
 
-# user:password@ in a URL, with or without a scheme in front ("admin:pw@grafana:3000").
-_USERINFO = re.compile(r"(^|[/\s'\"(<=])([^\s/@:'\"<>]*):([^\s/@'\"<>]+)@")
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*")
-
-
-def mask_url(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
-    return _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text)
-
-
-def _url_password(raw: str) -> str:
-    match = _USERINFO.search(raw)
-    return match.group(3) if match else ""
 
 
 def one_line(text: str, limit: int = MAX_DETAIL) -> str:
@@ -270,19 +260,21 @@ class Throttle:
         self._successes = 0
 
     def acquire(self) -> None:
-        waited_for = 0.0
+        """Wait for the end of any pause and for a free slot, then take the slot."""
+        slept_until = 0.0
         while True:
             with self._cond:
                 target = self._resume_at
-            wait = target - time.monotonic()
-            if wait <= 0 or target <= waited_for:
-                break
-            self._sleep(wait)
-            waited_for = target
-        with self._cond:
-            while self._in_flight >= self.limit:
-                self._cond.wait()
-            self._in_flight += 1
+                if target <= slept_until or target <= time.monotonic():
+                    while self._in_flight >= self.limit:
+                        self._cond.wait()
+                    # A pause that began while this thread waited for a slot counts too.
+                    if self._resume_at == target or self._resume_at <= time.monotonic():
+                        self._in_flight += 1
+                        return
+                    continue
+            self._sleep(max(0.0, target - time.monotonic()))
+            slept_until = target
 
     def release(self, *, throttled: bool = False) -> None:
         with self._cond:
@@ -429,7 +421,7 @@ class Grafana:
         parallelism: int = DEFAULT_PARALLELISM,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
-        self._secrets = tuple(s for s in {token, _url_password(url)} if s)
+        self._secrets = tuple(s for s in {token, urls.credential(url) or ""} if s)
         self._base, self.url = parse_url(url)
         check_token(token)
         self._token = token

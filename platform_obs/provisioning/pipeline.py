@@ -49,6 +49,7 @@ def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResu
         defns = resolve_alerts(spec, templates)
         definitions.extend(defns)
         rendered.services.append(spec.name)
+        rendered.teams[spec.name] = spec.team
         rendered.dashboards.extend(boards)
         if defns:
             rendered.rule_groups.append(render_rule_group(spec, service_folder.uid, defns))

@@ -205,10 +205,15 @@ def read_specs(
         if spec is None:
             continue
         if spec.name in seen:
+            first = seen[spec.name]
+            line = first.line("service")
             problems.append(
                 spec.problem(
                     "service",
-                    f"service already defined in {seen[spec.name].file}",
+                    f"service already defined in {first.file}"
+                    + (f":{line}" if line else "")
+                    + f" (team {first.team!r}); two configs would own the same dashboards and "
+                    "alert rules",
                     spec.name,
                     "one config file per service",
                 )

@@ -23,7 +23,7 @@ import promql_parser
 import yaml
 
 from platform_obs import conventions
-from platform_obs.provisioning import durations, gotemplate, limits, units
+from platform_obs.provisioning import durations, gotemplate, limits, ownership, units
 from platform_obs.provisioning.model import Problem, Rendered, RuleGroup
 from platform_obs.provisioning.placeholders import (
     RECORDED_PREFIXES,
@@ -440,6 +440,7 @@ def check_rendered(
         spec = spec_by_service.get(group.service)
         problems += check_rule_group(group, spec.file if spec else group.service, by_uid)
     problems += _duplicates(rendered, spec_by_service)
+    problems += ownership.collisions(specs, rendered)
     if run_promtool and shutil.which("promtool"):
         problems += promtool_check(rendered, definitions, spec_by_service)
     return problems
@@ -676,16 +677,17 @@ def _duplicates(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Probl
     def where(service: str) -> str:
         return specs[service].file if service in specs else service
 
+    # Across services: ownership.collisions names both configs.
     seen: dict[str, str] = {}
     for board in rendered.dashboards:
-        if board.uid in seen:
+        if seen.get(board.uid) == board.service:
             problems.append(
                 Problem(
                     where(board.service),
-                    "service",
-                    "dashboard uid collides with another service's",
+                    "dashboards",
+                    "dashboard uid is used twice",
                     board.uid,
-                    f"a service name that does not collide with {seen[board.uid]}",
+                    "unique dashboard uids",
                 )
             )
         seen[board.uid] = board.service
@@ -708,7 +710,7 @@ def _duplicates(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Probl
         rule_titles: set[str] = set()
         for rule in group.rules:
             uid, title = rule.get("uid", ""), rule.get("title", "")
-            if uid in rule_uids:
+            if rule_uids.get(uid) == group.service:  # across services: ownership.collisions
                 problems.append(
                     Problem(
                         where(group.service),
@@ -730,19 +732,6 @@ def _duplicates(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Probl
                     )
                 )
             rule_titles.add(title)
-    folder_uids: dict[str, str] = {}
-    for folder in rendered.folders:
-        if folder_uids.get(folder.uid, folder.title) != folder.title:
-            problems.append(
-                Problem(
-                    "(rendered)",
-                    "folders",
-                    "two folders share a uid",
-                    folder.uid,
-                    "unique folder uids",
-                )
-            )
-        folder_uids[folder.uid] = folder.title
     return problems
 
 

@@ -22,17 +22,20 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader; a subclass so nothing we do leaks into PyYAML's global resolver tables."""
 
     _depth = 0
+    _nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        # Stop at the nesting limit instead of scanning on: PyYAML's scanner is quadratic in the
-        # nesting depth and its composer recursive (5000 levels took seconds, then a traceback).
+        # Stop at a limit instead of reading on: the pure-Python scanner is quadratic in the
+        # nesting depth, its composer recursive, and each value costs tens of microseconds.
         self._depth += 1
+        self._nodes += 1
         try:
             if self._depth > limits.MAX_DEPTH + 1:
-                mark = self.peek_event().start_mark
-                raise limits.LimitExceeded(
-                    f"nested deeper than {limits.MAX_DEPTH} levels", mark.line + 1
-                )
+                line = self.peek_event().start_mark.line + 1
+                raise limits.LimitExceeded(f"nested deeper than {limits.MAX_DEPTH} levels", line)
+            if self._nodes > limits.MAX_NODES:
+                line = self.peek_event().start_mark.line + 1
+                raise limits.LimitExceeded(limits.too_many_values(), line)
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
             self._depth -= 1

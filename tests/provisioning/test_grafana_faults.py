@@ -20,7 +20,13 @@ from grafana_double import LOGIN_PAGE, GrafanaDouble
 
 from platform_obs import cli as cli_module
 from platform_obs.provisioning import grafana as grafana_module
-from platform_obs.provisioning.grafana import Grafana, RetryPolicy, UnexpectedResponse
+from platform_obs.provisioning.grafana import (
+    Grafana,
+    RetryPolicy,
+    UnexpectedResponse,
+    mask_url,
+    parse_url,
+)
 from platform_obs.provisioning.model import Rendered
 
 SECRET = "glsa_faults-SECRET-9d1c7e-never-print"
@@ -105,6 +111,31 @@ def test_malformed_grafana_url_is_one_line_exit_1(
         result = run(command, str(config), url=url, token=SECRET)
         lines = assert_clean(result, 1, SECRET)
         assert "GRAFANA_URL" in lines[-1] and expected in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://[::1]:3000/grafana/", "http://[::1]:3000/grafana"),
+        ("https://Grafana.Example.com", "https://grafana.example.com"),
+        ("https://user:pw@example.com:8443/a/b/", "https://example.com:8443/a/b"),
+    ],
+)
+def test_base_url_keeps_sub_path_ipv6_and_drops_credentials(url: str, base: str) -> None:
+    assert parse_url(url) == (base, base)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://admin:s3cret@host/x", "http://admin:***@host/x"),
+        ("admin:s3cret@host:3000", "admin:***@host:3000"),
+        ("got 'https://:s3cret@host'", "got 'https://:***@host'"),
+        ("http://host:3000/path", "http://host:3000/path"),
+    ],
+)
+def test_mask_url(text: str, shown: str) -> None:
+    assert mask_url(text) == shown
 
 
 def test_password_in_a_schemeless_grafana_url_is_masked(

@@ -61,6 +61,7 @@ CRASHES = {
     "nul-byte": ("team2: a\x00b\n", "U+0000", 6),
     "bell-in-yaml": ("team2: a\x07b\n", "U+0007", 6),
     "5000-digit-integer": ("tier: " + "9" * 5000 + "\n", "digits", None),
+    "6000-values": ("labels: [" + "1, " * 6000 + "]\n", "more than 5000 values", 6),
     "billion-laughs": ("labels:\n" + _LAUGHS, "expands to more than", None),
 }
 

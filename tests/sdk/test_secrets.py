@@ -59,6 +59,8 @@ with tracer.start_as_current_span("request") as span:
     log.info("bound context")
     structlog.contextvars.clear_contextvars()
     log.bind(api_key=MARK).info("bound logger")
+    log.info("connecting", dsn=f"postgresql://app:{MARK}@db:5432/orders")
+    logging.getLogger("thirdparty").warning("retrying https://%s@api.example.com/v1", MARK)
     logging.getLogger("thirdparty").info(
         "stdlib", extra={"headers": Headers({"Cookie": MARK}), "rows": [{"token": MARK}]}
     )
@@ -116,6 +118,11 @@ def test_marker_in_every_input_reaches_no_output(protocol: str) -> None:
     assert failed["exception"][0]["exc_type"] == "ValueError"
     assert "Bearer" not in done.marker("conflict") and "otlp_headers" in done.marker("conflict")
     assert "[REDACTED]" in done.marker("describe")
+    connecting = next(line for line in done.json_lines if line.get("event") == "connecting")
+    assert connecting["dsn"] == "postgresql://app:***@db:5432/orders"
+    (exported_dsn,) = [e.attributes["dsn"] for e in logs if e.body == "connecting"]
+    assert exported_dsn == "postgresql://app:***@db:5432/orders"
+    assert any(e.body == "retrying https://***@api.example.com/v1" for e in logs)
     # ...and the marker is nowhere.
     for name, text in [("stdout", done.stdout), ("stderr", done.stderr), ("export", received)]:
         assert MARK not in text, f"secret in {name}"
