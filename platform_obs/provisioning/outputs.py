@@ -77,7 +77,7 @@ def render_files(
             }
         )
     for rule_file in rendered.prometheus_rules:
-        files[f"{PROMETHEUS_DIR}/{rule_file.service}.rules.yaml"] = dump_yaml(rule_file.document)
+        files[f"{PROMETHEUS_DIR}/{rule_file.file_name}"] = dump_yaml(rule_file.document)
     files.update(rendered.extra_files)
     return files
 

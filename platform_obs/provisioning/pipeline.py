@@ -16,7 +16,10 @@ from platform_obs.provisioning.model import Folder, Problem, Rendered, Validatio
 from platform_obs.provisioning.render.alerts import render_rule_group
 from platform_obs.provisioning.render.dashboards import render_dashboards
 from platform_obs.provisioning.render.definitions import AlertDefinition, resolve_alerts
-from platform_obs.provisioning.render.prometheus_rules import render_rule_file
+from platform_obs.provisioning.render.prometheus_rules import (
+    render_recording_file,
+    render_rule_file,
+)
 from platform_obs.provisioning.spec import ServiceSpec, read_specs
 from platform_obs.provisioning.templates import Templates, load_templates
 
@@ -51,6 +54,9 @@ def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResu
         if defns:
             rendered.rule_groups.append(render_rule_group(spec, service_folder.uid, defns))
             rendered.prometheus_rules.append(render_rule_file(spec, defns))
+        recordings = render_recording_file(spec, templates)
+        if recordings is not None:
+            rendered.prometheus_rules.append(recordings)
     rendered.folders = sorted(folders.values(), key=lambda f: (f.parent_uid is not None, f.uid))
     return RenderResult(rendered, definitions)
 
@@ -89,6 +95,9 @@ def build(
     if templates is None:
         raise ValidationFailed(problems)
     problems.extend(validate.check_specs(specs, templates))
+    if warnings is not None:
+        for spec in specs:
+            warnings.extend(validate.check_spec_warnings(spec, templates))
     if not policy_problems:  # a half-read policy would give misleading verdicts
         errors, warned = policy.check_specs(the_policy, specs, templates)
         problems.extend(errors)
