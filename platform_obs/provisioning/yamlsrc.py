@@ -16,7 +16,6 @@ import yaml
 
 from platform_obs.provisioning.model import Problem
 
-
 # libyaml's parser (inside PyYAML's wheels) composes ~15x faster than the pure-Python one and its
 # nodes keep their marks, so line numbers survive; the pure-Python loader is only a fallback.
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -199,15 +199,19 @@ def _panel(panel: PanelTemplate, panel_id: int, scope: Scope) -> Any:
     return builder
 
 
+def dashboard_tags(spec: ServiceSpec, template: DashboardTemplate) -> list[str]:
+    return sorted(
+        {model.MANAGER, f"{model.SERVICE_TAG_PREFIX}{spec.name}", spec.team, *template.tags}
+    )
+
+
 def build_dashboard(
     spec: ServiceSpec, template: DashboardTemplate, folder_uid: str
 ) -> model.Dashboard:
     """Render one dashboard template for one service."""
     scope = dashboard_scope(spec)
     uid = dashboard_uid(spec.name, template.id)
-    tags = sorted(
-        {model.MANAGER, f"{model.SERVICE_TAG_PREFIX}{spec.name}", spec.team, *template.tags}
-    )
+    tags = dashboard_tags(spec, template)
     board = (
         db.Dashboard(expand(template.title, scope))
         .uid(uid)

@@ -1,0 +1,107 @@
+"""Rendering once per config shape gives exactly what rendering every service directly gives."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures_render import EXAMPLE, SLOS, config, templates, write
+
+from platform_obs.provisioning.render.dashboards import render_dashboards
+from platform_obs.provisioning.render.service import (
+    DASHBOARD_BLIND,
+    Renderer,
+    _data,
+    render_service,
+)
+from platform_obs.provisioning.spec import CustomAlert, ServiceSpec, load_specs
+
+
+def _fleet(tmp_path: Path) -> list[ServiceSpec]:
+    """Services of few shapes whose names stress every way a name reaches the output."""
+    names = [
+        "checkout",
+        "checkout-2",
+        "a.b.c",  # dots become dashes in uids
+        "payments",  # the same as its team
+        "pay",  # a substring of its team
+        "x" * 36,  # long: uids switch to a hash form
+        "y" * 36,
+        "orders_v2",
+        "carts",
+        "z",
+    ]
+    for i, name in enumerate(names):
+        customs = [
+            {
+                "name": "QueueBacklog",
+                "expr": f'sum(queue_backlog{{service_name="{name}"}}) > 10',
+                "summary": f"{name}: backlog",
+            }
+        ]
+        data = config(
+            service=name,
+            team="payments" if i % 2 else "pay-team",
+            receiver=f"{'payments' if i % 2 else 'pay-team'}-oncall",
+            namespace="shop" if i % 3 == 0 else None,
+            slos=SLOS if i % 4 else None,
+            tier=2,
+            alerts={"high-error-ratio": {"threshold": 0.02, "for": "10m"}},
+            custom_alerts=customs if i % 2 else None,
+            labels={"cost_center": f"cc-{name}"},
+        )
+        write(tmp_path, data, f"{i:02d}.yaml")
+    return load_specs([tmp_path])
+
+
+def test_shapes_render_exactly_like_direct_rendering(tmp_path: Path) -> None:
+    specs = _fleet(tmp_path)
+    renderer = Renderer(templates())
+    shared = [renderer.render(s) for s in specs]
+    assert renderer.hits >= len(specs) // 2, "the fleet should share shapes"
+    for spec, out in zip(specs, shared, strict=True):
+        assert _data(out) == _data(render_service(spec, templates())), spec.name
+
+
+def test_a_shape_that_would_differ_is_switched_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renderer change that derives something new from the name is caught by the check."""
+    from platform_obs.provisioning.render import service
+
+    specs = _fleet(tmp_path)
+    real = service.render_dashboards
+
+    def reversed_name(spec: ServiceSpec, tmpl: Any) -> Any:
+        folders, boards = real(spec, tmpl)
+        for b in boards:
+            b.model["description"] = spec.name[::-1]  # not a copy of the name
+        return folders, boards
+
+    monkeypatch.setattr(service, "render_dashboards", reversed_name)
+    renderer = Renderer(templates())
+    for spec in specs:
+        out = renderer.render(spec)
+        assert [b.model["description"] for b in out.dashboards] == [spec.name[::-1]] * len(
+            out.dashboards
+        )
+
+
+@pytest.mark.parametrize("field", sorted(DASHBOARD_BLIND))
+def test_dashboards_do_not_read_the_fields_left_out_of_their_shape(field: str) -> None:
+    [spec] = load_specs([EXAMPLE])
+    changed = {
+        "tier": 3,
+        "receiver": "other-oncall",
+        "labels": {"x": "y"},
+        "environments": ("qa",),
+        "evaluation_interval": "30s",
+        "alerts": {"high-error-ratio": False},
+        "custom_alerts": (CustomAlert("Other", "up == 0", "s", "custom_alerts[0]"),),
+    }[field]
+    other = dataclasses.replace(spec, **{field: changed})
+    assert _data(render_dashboards(other, templates())) == _data(
+        render_dashboards(spec, templates())
+    )
