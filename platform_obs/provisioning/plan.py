@@ -71,6 +71,9 @@ class Change:
     reason: str = ""
     #: What apply sends (create/update) or needs to identify the object (delete). Not printed.
     payload: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Normalised live and desired state (None where there is none), for field-level views.
+    before: Any = field(default=None, repr=False, compare=False)
+    after: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -307,7 +310,10 @@ def _plan_folders(folders: list[Folder], live: dict[str, dict[str, Any]]) -> lis
         payload = {"uid": f.uid, "title": f.title, "parentUid": f.parent_uid}
         have = live.get(f.uid)
         if have is None:
-            out.append(Change("create", "folder", f.uid, title=f.title, payload=payload))
+            after = {"title": f.title, "parentUid": f.parent_uid}
+            out.append(
+                Change("create", "folder", f.uid, title=f.title, payload=payload, after=after)
+            )
             continue
         before = {"title": have.get("title"), "parentUid": have.get("folderUid") or None}
         after = {"title": f.title, "parentUid": f.parent_uid}
@@ -318,7 +324,18 @@ def _plan_folders(folders: list[Folder], live: dict[str, dict[str, Any]]) -> lis
             out.append(Change("unchanged", "folder", f.uid, title=f.title))
         else:
             diff = unified_diff(before, after, f"folder/{f.uid}")
-            out.append(Change("update", "folder", f.uid, title=f.title, diff=diff, payload=payload))
+            out.append(
+                Change(
+                    "update",
+                    "folder",
+                    f.uid,
+                    title=f.title,
+                    diff=diff,
+                    payload=payload,
+                    before=before,
+                    after=after,
+                )
+            )
     return out
 
 
@@ -366,7 +383,19 @@ def _plan_dashboards(
             before["dashboard"]["tags"] = list(live_model.get("tags") or [])
             after["dashboard"]["tags"] = list(model["tags"])
         diff = unified_diff(before, after, f"dashboard/{d.uid}")
-        out.append(Change("update", "dashboard", d.uid, d.service, d.title, diff, payload=payload))
+        out.append(
+            Change(
+                "update",
+                "dashboard",
+                d.uid,
+                d.service,
+                d.title,
+                diff,
+                payload=payload,
+                before=before,
+                after=after,
+            )
+        )
 
     if prune:
         scope = set(rendered.services)
@@ -427,7 +456,12 @@ def _plan_rule_groups(
         payload = {"folderUid": g.folder_uid, "group": g.title, "body": g.api_body()}
         have = live_groups.get(key)
         if have is None:
-            out.append(Change("create", "rule_group", label, g.service, g.title, payload=payload))
+            after = normalise_group(float(g.interval_seconds), g.rules)
+            out.append(
+                Change(
+                    "create", "rule_group", label, g.service, g.title, payload=payload, after=after
+                )
+            )
             continue
         if have.provenance == "file":
             reason = "file-provisioned in Grafana; the API cannot change it"
@@ -439,7 +473,19 @@ def _plan_rule_groups(
             out.append(Change("unchanged", "rule_group", label, g.service, g.title))
             continue
         diff = unified_diff(before, after, f"rule_group/{label}")
-        out.append(Change("update", "rule_group", label, g.service, g.title, diff, payload=payload))
+        out.append(
+            Change(
+                "update",
+                "rule_group",
+                label,
+                g.service,
+                g.title,
+                diff,
+                payload=payload,
+                before=before,
+                after=after,
+            )
+        )
 
     if prune:
         scope = set(rendered.services)
@@ -456,7 +502,12 @@ def _plan_rule_groups(
                 out.append(Change("skip", "rule_group", label, service, key[1], reason=reason))
                 continue
             payload = {"folderUid": key[0], "group": key[1]}
-            out.append(Change("delete", "rule_group", label, service, key[1], payload=payload))
+            before = normalise_group(None, have.rules)
+            out.append(
+                Change(
+                    "delete", "rule_group", label, service, key[1], payload=payload, before=before
+                )
+            )
     return out
 
 
@@ -503,86 +554,3 @@ def _plan_folder_prune(
         title = str(live_folders[uid].get("title", ""))
         out.append(Change("delete", "folder", uid, service, title, payload={"uid": uid}))
     return out
-
-
-# --- reports ------------------------------------------------------------------------------------
-
-_SYMBOL = {"create": "+", "update": "~", "delete": "-", "skip": "!", "unchanged": "="}
-
-
-def summary_line(plan: Plan) -> str:
-    n = plan.counts()
-    line = (
-        f"Plan: {n['create']} to create, {n['update']} to update, {n['delete']} to delete, "
-        f"{n['unchanged']} unchanged"
-    )
-    if n["skip"]:
-        line += f", {n['skip']} skipped"
-    return line + "."
-
-
-def _describe(c: Change) -> str:
-    text = f"{_SYMBOL[c.action]} {c.kind:<10} {c.key}"
-    if c.title and c.title != c.key and c.kind != "rule_group":
-        text += f"  {c.title!r}"
-    if c.service:
-        text += f"  (service {c.service})"
-    return text
-
-
-def render_text(plan: Plan) -> str:
-    """Terraform-like text: one line per change, diffs indented under updates."""
-    lines: list[str] = []
-    for c in plan.changes:
-        if c.action == "unchanged":
-            continue
-        lines.append(_describe(c))
-        if c.reason:
-            lines.append(f"    skipped: {c.reason}")
-        if c.diff:
-            lines += [f"    {d}" for d in c.diff.splitlines()]
-    if not plan.has_changes:
-        lines.append("No changes. Grafana matches the configuration.")
-    lines.append(summary_line(plan))
-    if not plan.prune:
-        lines.append("(prune not requested: objects no longer declared are kept; see --prune)")
-    return "\n".join(lines) + "\n"
-
-
-def render_json(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n"
-
-
-def render_markdown(plan: Plan) -> str:
-    """For a CI job summary or a pull-request comment."""
-    n = plan.counts()
-    out = [
-        "### platform-obs plan",
-        "",
-        "| create | update | delete | unchanged | skipped |",
-        "|---:|---:|---:|---:|---:|",
-        f"| {n['create']} | {n['update']} | {n['delete']} | {n['unchanged']} | {n['skip']} |",
-        "",
-    ]
-    shown = [c for c in plan.changes if c.action != "unchanged"]
-    if not shown:
-        out.append("No changes. Grafana matches the configuration.")
-    else:
-        out += ["| | kind | key | service | note |", "|---|---|---|---|---|"]
-        for c in shown:
-            note = c.reason or (c.title if c.title != c.key else "")
-            note = note.replace("|", "\\|")
-            out.append(f"| {c.action} | {c.kind} | `{c.key}` | {c.service} | {note} |")
-        for c in shown:
-            if c.diff:
-                out += [
-                    "",
-                    f"<details><summary>{c.kind} <code>{c.key}</code></summary>",
-                    "",
-                    "```diff",
-                    c.diff,
-                    "```",
-                    "",
-                    "</details>",
-                ]
-    return "\n".join(out) + "\n"
