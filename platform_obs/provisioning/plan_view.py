@@ -385,14 +385,23 @@ def render_markdown(plan: Plan, *, show_json: bool = False, budget: int = MARKDO
         "| service | create | update | delete | changes |",
         "|---|---:|---:|---:|---|",
     ]
+    used = sum(len(line) + 1 for line in out)
+    rows_left_out = 0
     for service, changes in groups.items():
         counts = {a: sum(c.action == a for c in changes) for a in ("create", "update", "delete")}
         what = "; ".join(_brief(c) for c in changes)
         name = service or "*(folders)*"
-        out.append(
+        row = (
             f"| {name} | {counts['create']} | {counts['update']} | {counts['delete']} | "
             f"{_cell(what)} |"
         )
+        if used + len(row) > budget // 2:  # the table gets at most half of the room
+            rows_left_out += 1
+            continue
+        out.append(row)
+        used += len(row) + 1
+    if rows_left_out:
+        out.append(f"| *{rows_left_out} more service(s)* | | | | |")
     out.append("")
     used = sum(len(line) + 1 for line in out)
     left_out = 0
