@@ -66,9 +66,7 @@ def changed(tmp_path: Path, grafana: GrafanaDouble) -> Path:
 # --- the plan reads in the config's terms -------------------------------------------------------
 
 
-def test_plan_names_rules_and_fields_in_config_terms(
-    grafana: GrafanaDouble, changed: Path
-) -> None:
+def test_plan_names_rules_and_fields_in_config_terms(grafana: GrafanaDouble, changed: Path) -> None:
     result = invoke(grafana, "plan", str(changed), "--no-promtool")
     assert result.exit_code == 0, result.output
     text = result.stdout
@@ -90,7 +88,9 @@ def test_plan_names_rules_and_fields_in_config_terms(
 def test_markdown_plan_for_a_pull_request(grafana: GrafanaDouble, changed: Path) -> None:
     md = invoke(grafana, "plan", str(changed), "--no-promtool", "-o", "markdown").stdout
     summary = md.index("**Plan: 0 to create, 1 to update, 0 to delete")
-    table = md.index("| checkout | 0 | 1 | 0 | ~ rule group (1 alert(s) added, 1 alert(s) changed) |")
+    table = md.index(
+        "| checkout | 0 | 1 | 0 | ~ rule group (1 alert(s) added, 1 alert(s) changed) |"
+    )
     folded = md.index("<details><summary><b>checkout</b>: 1 to update</summary>")
     assert summary < table < folded
     assert "~         for: 5m → 10m" in md  # symbol first: GitHub colours the diff block
@@ -177,9 +177,7 @@ def test_color_flags_override_detection(grafana: GrafanaDouble, changed: Path) -
 
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="console script not installed")
-def test_apply_on_a_terminal_shows_the_plan_and_asks(
-    grafana: GrafanaDouble, changed: Path
-) -> None:
+def test_apply_on_a_terminal_shows_the_plan_and_asks(grafana: GrafanaDouble, changed: Path) -> None:
     args = [str(SCRIPT), "apply", str(changed), "--no-promtool", "--no-progress"]
     code, output = _pty_run(args, _env(grafana), answer="n")
     text = ANSI.sub("", output)
