@@ -105,3 +105,32 @@ def test_dashboards_do_not_read_the_fields_left_out_of_their_shape(field: str) -
     assert _data(render_dashboards(other, templates())) == _data(
         render_dashboards(spec, templates())
     )
+
+
+def test_output_files_reuse_text_only_where_it_is_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names YAML would read as numbers or booleans, and shapes repeated, give the same files
+    as serialising every document directly."""
+    from platform_obs.provisioning import outputs
+    from platform_obs.provisioning.pipeline import render_all
+
+    names = ["checkout", "checkout-2", "orders", "carts", "123", "0x1f", "on", "true", "a.b", "z"]
+    for i, name in enumerate(names):
+        data = config(service=name, team="payments" if i % 2 else "on", receiver="r", tier=2)
+        write(tmp_path, data, f"{i:02d}.yaml")
+    rendered = render_all(load_specs([tmp_path]), templates()).rendered
+    shared = outputs.render_files(rendered)
+    monkeypatch.setattr(outputs.TextShapes, "__call__", lambda self, data, tokens: self.dump(data))
+    assert shared == outputs.render_files(rendered)
+
+
+def test_text_shapes_fall_back_when_a_value_is_in_a_key() -> None:
+    from platform_obs.provisioning.outputs import TextShapes, dump_yaml
+
+    shapes = TextShapes(dump_yaml)
+    docs = [({"labels": {f"{n}_cost": "x", "m": n}}, [n]) for n in ("alpha", "zulu", "mike")]
+    assert [shapes(d, t) for d, t in docs] == [dump_yaml(d) for d, _ in docs]
+    repeated = [({"service": n, "summary": f"{n}: down"}, [n]) for n in ("alpha", "zulu", "mike")]
+    assert [shapes(d, t) for d, t in repeated] == [dump_yaml(d) for d, _ in repeated]
+    assert any(isinstance(v, str) for v in shapes._texts.values())  # the shape was reused
