@@ -1,64 +1,209 @@
-"""No-op apply cost against the Grafana double, by number of services.
+"""`platform-obs apply` end to end against a Grafana with a real round trip.
 
-Targets: 0 writes, and a number of reads that does not grow with N. A first apply is run to
-create everything; the second (measured) apply must find nothing to do.
+Runs the real CLI in its own process on a directory of N generated service configs, against the
+Grafana double answering every request after ``--latency-ms`` (default 20 ms), and prints per N:
 
-    python benchmarks/bench_apply.py [N ...]
+    objects     folders + dashboards + rule groups in the plan
+    requests    HTTP requests the first apply made (reads + writes)
+    apply s     first apply into an empty Grafana (target: <= 60 s for N = 1,000 at 20 ms)
+    dry-run s   the same command with --dry-run: everything but the writes
+    floor s     the same requests replayed by a bare HTTP client (niquests, one session per
+                thread, same parallelism, folders first) against a fresh double with the same
+                latency, in its own process: the network cost with nothing else
+    ratio       apply s / floor s
+    no-op s     apply again: nothing to write
+    no-op reqs  requests of that no-op apply (constant in N where Grafana has the rule export)
+
+    python benchmarks/bench_apply.py                         # N = 10, 100, 1000
+    python benchmarks/bench_apply.py --sizes 10,100,1000,3000
+    python benchmarks/bench_apply.py --latency-ms 50 --parallelism 16
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for extra in (ROOT, ROOT / "tests", ROOT / "tests" / "provisioning"):
-    sys.path.insert(0, str(extra))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from factories import rendered  # noqa: E402
 from grafana_double import GrafanaDouble  # noqa: E402
 
-from platform_obs.provisioning.apply import apply_plan  # noqa: E402
-from platform_obs.provisioning.grafana import Grafana  # noqa: E402
-from platform_obs.provisioning.plan import build_plan  # noqa: E402
+EXAMPLE = ROOT / "examples" / "service-config" / "platform-obs.yaml"
+TARGET_SECONDS_AT_1000 = 60.0
+
+#: Replays recorded requests with a bare client: the floor.
+FLOOR = r"""
+import json, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+import niquests
+
+base, token, parallelism, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+waves = json.load(open(path))
+local = threading.local()
+
+def send(req):
+    s = getattr(local, "s", None)
+    if s is None:
+        s = local.s = niquests.Session()
+        s.headers["Authorization"] = "Bearer " + token
+    r = s.request(req["method"], base + req["path"], params=req["query"], json=req["body"])
+    assert r.status_code < 300, (r.status_code, req["path"], r.text[:200])
+
+started = time.perf_counter()
+with ThreadPoolExecutor(parallelism) as pool:
+    for wave in waves:
+        list(pool.map(send, wave))
+print(time.perf_counter() - started)
+"""
 
 
-def measure(n: int) -> dict[str, float]:
-    with GrafanaDouble() as double:
-        client = Grafana(double.url, double.token)
-        desired = rendered(n, extra_dashboards={f"svc{i:03d}": ["slo"] for i in range(n)})
-        first = apply_plan(build_plan(desired, client), client, message="bench")
-        assert first.ok, first.failures
-        double.reset_requests()
-        started = time.perf_counter()
-        second = apply_plan(build_plan(desired, client), client, message="bench")
-        elapsed = time.perf_counter() - started
-        reads = [r for r in double.requests if r.method == "GET"]
-        return {
-            "services": n,
-            "objects": len(desired.folders) + len(desired.dashboards) + len(desired.rule_groups),
-            "unchanged": second.counts()["unchanged"],
-            "writes": len(double.writes()),
-            "reads": len(reads),
-            "seconds": elapsed,
+def write_configs(directory: Path, n: int) -> None:
+    """N copies of the example config, one service each, teams of ~27 services."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for i in range(n):
+        name = f"svc-{i:04d}"
+        team = f"team-{i % 37:02d}"
+        body = (
+            text.replace("service: checkout", f"service: {name}")
+            .replace('service_name="checkout"', f'service_name="{name}"')
+            .replace("CheckoutPaymentProviderErrors", f"PaymentProviderErrors{i:04d}")
+            .replace("team: payments", f"team: {team}")
+            .replace("receiver: payments-oncall", f"receiver: {team}-oncall")
+            .replace("receiver: payments-infra", f"receiver: {team}-infra")
+        )
+        (directory / f"{name}.yaml").write_text(body, encoding="utf-8")
+
+
+def cli(configs: Path, double: GrafanaDouble, *extra: str) -> tuple[float, str]:
+    env = {
+        **os.environ,
+        "GRAFANA_URL": double.url,
+        "GRAFANA_TOKEN": double.token,
+        "GITHUB_SHA": "",
+        "GITHUB_RUN_ID": "",
+    }
+    command = [sys.executable, "-c", "from platform_obs.cli import main; main()"]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*command, "apply", str(configs), "--no-progress", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"apply failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout.strip().splitlines()[-1]
+
+
+def replay_waves(double: GrafanaDouble) -> list[list[dict[str, object]]]:
+    """The first apply's requests in the order a minimal client could send them."""
+    reads, top, nested, rest = [], [], [], []
+    for r in double.requests:
+        req = {
+            "method": r.method,
+            "path": r.path,
+            "query": {k: v for k, v in r.query.items()},
+            "body": r.body if r.method != "GET" else None,
         }
+        if r.method == "GET":
+            reads.append(req)
+        elif r.path == "/api/folders" and r.method == "POST":
+            (nested if isinstance(r.body, dict) and r.body.get("parentUid") else top).append(req)
+        else:
+            rest.append(req)
+    return [[q] for q in reads] + [top, nested, rest]
+
+
+def floor(waves: list[list[dict[str, object]]], latency: float, parallelism: int) -> float:
+    with GrafanaDouble(latency=latency) as fresh, tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "requests.json"
+        path.write_text(json.dumps(waves))
+        out = subprocess.run(
+            [sys.executable, "-c", FLOOR, fresh.url, fresh.token, str(parallelism), str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(out.stdout.strip())
+
+
+def measure(n: int, latency: float, parallelism: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
+        configs = Path(tmp) / "services"
+        configs.mkdir()
+        write_configs(configs, n)
+        par = ("--parallelism", str(parallelism))
+        with GrafanaDouble(latency=latency) as double:
+            dry, _ = cli(configs, double, "--dry-run", *par)
+            double.reset_requests()
+            first, _summary = cli(configs, double, *par)
+            requests = len(double.requests)
+            objects = len(double.folders) + len(double.dashboards) + len(double.rule_groups)
+            waves = replay_waves(double)
+            double.reset_requests()
+            noop, _noop_summary = cli(configs, double, *par)
+            noop_requests = len(double.requests)
+            assert not double.writes(), "the second apply wrote something"
+        base = floor(waves, latency, parallelism)
+    return {
+        "n": n,
+        "objects": objects,
+        "requests": requests,
+        "apply": first,
+        "dry": dry,
+        "floor": base,
+        "noop": noop,
+        "noop_requests": noop_requests,
+    }
 
 
 def main(argv: list[str]) -> int:
-    sizes = [int(a) for a in argv] or [10, 50, 200]
-    rows = [measure(n) for n in sizes]
-    print(f"{'services':>8} {'objects':>8} {'unchanged':>9} {'writes':>6} {'reads':>5} {'secs':>6}")
-    for r in rows:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default="10,100,1000", help="comma-separated N")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--parallelism", type=int, default=8)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    latency = args.latency_ms / 1000
+    print(
+        f"platform-obs apply, Grafana double at {args.latency_ms:g} ms per request, "
+        f"--parallelism {args.parallelism}"
+    )
+    header = (
+        f"{'N':>6} {'objects':>8} {'requests':>8} {'apply s':>8} {'dry-run s':>9} "
+        f"{'floor s':>8} {'ratio':>6} {'no-op s':>8} {'no-op reqs':>10}"
+    )
+    print(header)
+    rows = []
+    for n in sizes:
+        r = measure(n, latency, args.parallelism)
+        rows.append(r)
         print(
-            f"{r['services']:>8} {r['objects']:>8} {r['unchanged']:>9} {r['writes']:>6} "
-            f"{r['reads']:>5} {r['seconds']:>6.2f}"
+            f"{r['n']:>6} {r['objects']:>8} {r['requests']:>8} {r['apply']:>8.2f} "
+            f"{r['dry']:>9.2f} {r['floor']:>8.2f} {r['apply'] / r['floor']:>6.1f} "
+            f"{r['noop']:>8.2f} {r['noop_requests']:>10}",
+            flush=True,
         )
-    base = rows[0]["reads"]
-    ratios = ", ".join(f"N={r['services']}: {r['reads'] / base:.2f}x" for r in rows)
-    print(f"reads relative to N={rows[0]['services']}: {ratios} (target 1.00x); writes target 0")
-    ok = all(r["writes"] == 0 and r["reads"] == base for r in rows)
-    return 0 if ok else 1
+    ok = True
+    for r in rows:
+        if r["n"] >= 1000:
+            budget = TARGET_SECONDS_AT_1000 * r["n"] / 1000
+            verdict = "ok" if r["apply"] <= budget else "OVER"
+            ok &= r["apply"] <= budget
+            print(
+                f"N={r['n']}: first apply {r['apply']:.1f} s, target <= {budget:.0f} s: {verdict}"
+            )
+    noop = {r["noop_requests"] for r in rows}
+    print(f"no-op apply requests for every N: {sorted(noop)} (target: one value)")
+    return 0 if ok and len(noop) == 1 else 1
 
 
 if __name__ == "__main__":

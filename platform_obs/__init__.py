@@ -13,15 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from platform_obs._config import ConfigError, Settings
-from platform_obs._lifecycle import AlreadyInitialized, Telemetry, shutdown
-from platform_obs._lifecycle import init as _init
-from platform_obs._logs import get_logger
-from platform_obs._resource import MissingServiceNameWarning
+from platform_obs._config import ConfigError, Settings, check_import_time_env
+
+check_import_time_env()  # before the SDK's trace module reads that variable on import
+
+from platform_obs._lifecycle import AlreadyInitialized, Telemetry, shutdown  # noqa: E402
+from platform_obs._lifecycle import init as _init  # noqa: E402
+from platform_obs._logs import get_logger  # noqa: E402
+from platform_obs._resource import MissingEnvironmentWarning, MissingServiceNameWarning  # noqa: E402
 
 __all__ = [
     "AlreadyInitialized",
     "ConfigError",
+    "MissingEnvironmentWarning",
     "MissingServiceNameWarning",
     "Settings",
     "Telemetry",

@@ -11,13 +11,15 @@ what was expected: configuration mistakes fail at start-up, telemetry trouble at
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 Signal = Literal["traces", "metrics", "logs"]
 SIGNALS: tuple[Signal, ...] = ("traces", "metrics", "logs")
@@ -40,6 +42,10 @@ _SAMPLERS = (
 _COMPRESSIONS = ("gzip", "none", "deflate")
 _LOG_FORMATS = ("auto", "json", "console")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+#: Health, readiness and metrics endpoints: probes and scrapes are not user traffic.
+DEFAULT_EXCLUDED_URLS = r"/(healthz?|readyz?|livez?|ping|metrics)/?(\?.*)?$"
 
 
 class ConfigError(ValueError):
@@ -81,32 +87,74 @@ def _bool(raw: Any, expected: str = "true or false") -> bool:
     raise ValueError(expected)
 
 
-def _positive_int(raw: Any) -> int:
+#: Integers the SDK sizes queues and limits with: what other OTel SDKs hold in a signed 32-bit int.
+_INT_MAX = 2**31 - 1
+#: Longest accepted duration (delays, intervals, timeouts): a day. Beyond it a value is a typo, and
+#: far beyond it the SDK's threads die (``threading`` timeouts overflow) or never flush.
+_MAX_SECONDS = 86_400.0
+
+
+def _int_in_range(low: int, high: int, what: str = "an integer") -> Callable[[Any], int]:
+    expected = f"{what} from {low} to {high}"
+
+    def parse(raw: Any) -> int:
+        if isinstance(raw, (bool, float)):
+            raise ValueError(expected)
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if not low <= value <= high:
+            raise ValueError(expected)
+        return value
+
+    return parse
+
+
+_positive_int = _int_in_range(1, _INT_MAX, "a whole number")
+_port = _int_in_range(1, 65535, "a TCP port")
+
+
+def _finite(raw: Any, expected: str) -> float:
     if isinstance(raw, bool):
-        raise ValueError("a positive integer")
+        raise ValueError(expected)
     try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise ValueError("a positive integer") from None
-    if value <= 0:
-        raise ValueError("a positive integer")
+        value = float(raw) if isinstance(raw, (int, float)) else float(str(raw).strip())
+    except (ValueError, OverflowError):
+        raise ValueError(expected) from None
+    if not math.isfinite(value):
+        raise ValueError(expected)
     return value
 
 
-def _non_negative_float(raw: Any) -> float:
-    try:
-        value = float(str(raw).strip()) if not isinstance(raw, (int, float)) else float(raw)
-    except ValueError:
-        raise ValueError("a non-negative number") from None
-    if value < 0 or value != value:  # NaN check
-        raise ValueError("a non-negative number")
-    return value
+def _duration(positive: bool, scale: float = 1.0) -> Callable[[Any], float]:
+    """Seconds from seconds (``scale`` 1) or from the spec's milliseconds (``scale`` 1000)."""
+    unit = "seconds" if scale == 1.0 else "milliseconds"
+    limit = _MAX_SECONDS * scale
+    expected = (
+        f"a number of {unit} greater than 0 and at most {limit:.0f} (one day)"
+        if positive
+        else f"a number of {unit} from 0 to {limit:.0f} (one day)"
+    )
+
+    def parse(raw: Any) -> float:
+        value = _finite(raw, expected)
+        if value < 0 or (positive and value == 0) or value > limit:
+            raise ValueError(expected)
+        return value / scale
+
+    return parse
+
+
+_seconds = _duration(positive=True)
+_millis = _duration(positive=True, scale=1000.0)
 
 
 def _ratio(raw: Any) -> float:
-    value = _non_negative_float(raw)
-    if value > 1:
-        raise ValueError("a number between 0 and 1")
+    expected = "a number between 0 and 1"
+    value = _finite(raw, expected)
+    if not 0 <= value <= 1:
+        raise ValueError(expected)
     return value
 
 
@@ -137,14 +185,66 @@ def _exporter_list(options: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]
     return parse
 
 
+def _utf8(text: str) -> str:
+    """Environment values are bytes decoded with surrogateescape: undecodable ones poison every
+    export (protobuf strings must be UTF-8), so they are refused here."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text in UTF-8 (the value has bytes that are not UTF-8)") from None
+    return text
+
+
 def _text(raw: Any) -> str:
-    return str(raw).strip()
+    return _utf8(str(raw).strip())
+
+
+_URL_EXAMPLE = "a URL like http://collector:4317"
+
+
+def _endpoint(raw: Any) -> str:
+    """An OTLP endpoint: ``http(s)://host[:port][/path]``, or ``host:port`` (gRPC's form)."""
+    text = _text(raw)
+    has_scheme = "://" in text
+    try:
+        parts = urlsplit(text if has_scheme else f"//{text}")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        raise ValueError(f"{_URL_EXAMPLE} ({exc})") from None
+    if has_scheme and parts.scheme not in ("http", "https"):
+        raise ValueError(f"{_URL_EXAMPLE} (scheme http or https, not {parts.scheme!r})")
+    if not parts.hostname:
+        raise ValueError(f"{_URL_EXAMPLE} (no host)")
+    return text
+
+
+# gRPC metadata keys allow only these (and must be lower case); HTTP allows them too.
+_HEADER_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")
+
+
+def _headers(raw: Any) -> dict[str, str]:
+    """Export headers: names normalised to lower case (gRPC rejects any other; HTTP does not
+    care), values printable ASCII (a control character would break the request or inject one)."""
+    result: dict[str, str] = {}
+    for name, value in _key_values(raw).items():
+        name = name.strip()
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"header names of letters, digits, '-', '_' or '.' (got {name!r})")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                f"header values of printable ASCII; the value of {name!r} is not "
+                "(not shown: header values are secrets)"
+            )
+        result[name.lower()] = value
+    return result
 
 
 def _key_values(raw: Any) -> dict[str, str]:
     """``k=v,k2=v2`` with percent-decoding (W3C baggage style, as OTEL_RESOURCE_ATTRIBUTES)."""
     if isinstance(raw, Mapping):
-        return {str(k): str(v) for k, v in raw.items()}
+        return {_utf8(str(k)): _utf8(str(v)) for k, v in raw.items()}
     result: dict[str, str] = {}
     for position, item in enumerate(str(raw).split(","), start=1):
         if not item.strip():
@@ -153,7 +253,7 @@ def _key_values(raw: Any) -> dict[str, str]:
         if not sep or not key.strip():
             # The position, not the item: header values are secrets.
             raise ValueError(f"comma-separated key=value pairs (item {position} has no key=value)")
-        result[unquote(key.strip())] = unquote(value.strip())
+        result[_utf8(unquote(key.strip()))] = _utf8(unquote(value.strip()))
     return result
 
 
@@ -161,10 +261,6 @@ def _name_list(raw: Any) -> tuple[str, ...]:
     if isinstance(raw, (list, tuple)):
         return tuple(str(x).strip() for x in raw if str(x).strip())
     return tuple(x.strip() for x in str(raw).split(",") if x.strip())
-
-
-def _millis_to_seconds(raw: Any) -> float:
-    return _non_negative_float(raw) / 1000.0
 
 
 # --- the settings ---------------------------------------------------------------------------------
@@ -229,6 +325,12 @@ class Settings:
     disabled_instrumentations: tuple[str, ...] = ()
     runtime_metrics: bool = True
 
+    #: Regular expressions searched in request URLs; matching requests get no span and no metric.
+    excluded_urls: tuple[str, ...] = (DEFAULT_EXCLUDED_URLS,)
+    #: Request / response header names recorded on server spans (none by default: they hold secrets).
+    capture_request_headers: tuple[str, ...] = ()
+    capture_response_headers: tuple[str, ...] = ()
+
     log_format: str = "auto"
     log_level: str = "info"
     log_to_otlp: bool = True
@@ -239,8 +341,9 @@ class Settings:
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     def describe(self) -> dict[str, Any]:
-        """Settings as printable data, with secrets (headers) redacted."""
-        from platform_obs._redaction import redact_mapping
+        """Settings as printable data, with secrets hidden: header values, sensitive resource
+        attributes, and the password of a URL (``http://user:***@host``)."""
+        from platform_obs._redaction import mask_url_passwords, redact_mapping
 
         out: dict[str, Any] = {}
         for f in fields(self):
@@ -251,8 +354,15 @@ class Settings:
                 value = redact_mapping(
                     dict(value), extra_keys=self.redact_keys, all_values=f.name == "otlp_headers"
                 )
+            elif isinstance(value, str):
+                value = mask_url_passwords(value)
             out[f.name] = value
         return out
+
+    def __repr__(self) -> str:
+        # The generated repr would print header values; tracebacks and debuggers show reprs.
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
+        return f"Settings({shown})"
 
 
 _KNOBS: dict[str, _Knob] = {
@@ -278,60 +388,60 @@ _KNOBS: dict[str, _Knob] = {
     "otlp_protocol": _Knob(
         _choice(_PROTOCOLS), "PLATFORM_OBS_OTLP_PROTOCOL", ("OTEL_EXPORTER_OTLP_PROTOCOL",)
     ),
-    "otlp_endpoint": _Knob(_text, "PLATFORM_OBS_OTLP_ENDPOINT", ("OTEL_EXPORTER_OTLP_ENDPOINT",)),
+    "otlp_endpoint": _Knob(
+        _endpoint, "PLATFORM_OBS_OTLP_ENDPOINT", ("OTEL_EXPORTER_OTLP_ENDPOINT",)
+    ),
     "otlp_headers": _Knob(
-        _key_values, "PLATFORM_OBS_OTLP_HEADERS", ("OTEL_EXPORTER_OTLP_HEADERS",), secret=True
+        _headers, "PLATFORM_OBS_OTLP_HEADERS", ("OTEL_EXPORTER_OTLP_HEADERS",), secret=True
     ),
     "otlp_timeout": _Knob(
-        _non_negative_float,
-        "PLATFORM_OBS_OTLP_TIMEOUT",
-        ("OTEL_EXPORTER_OTLP_TIMEOUT",),
-        _millis_to_seconds,
+        _seconds, "PLATFORM_OBS_OTLP_TIMEOUT", ("OTEL_EXPORTER_OTLP_TIMEOUT",), _millis
     ),
     "otlp_compression": _Knob(
         _choice(_COMPRESSIONS), "PLATFORM_OBS_OTLP_COMPRESSION", ("OTEL_EXPORTER_OTLP_COMPRESSION",)
     ),
     "sampler": _Knob(_choice(_SAMPLERS), "PLATFORM_OBS_SAMPLER", ("OTEL_TRACES_SAMPLER",)),
     "sampler_arg": _Knob(_ratio, "PLATFORM_OBS_SAMPLER_ARG", ("OTEL_TRACES_SAMPLER_ARG",)),
-    "bsp_schedule_delay": _Knob(
-        _non_negative_float, None, ("OTEL_BSP_SCHEDULE_DELAY",), _millis_to_seconds
-    ),
-    "bsp_export_timeout": _Knob(
-        _non_negative_float, None, ("OTEL_BSP_EXPORT_TIMEOUT",), _millis_to_seconds
-    ),
+    "bsp_schedule_delay": _Knob(_seconds, None, ("OTEL_BSP_SCHEDULE_DELAY",), _millis),
+    "bsp_export_timeout": _Knob(_seconds, None, ("OTEL_BSP_EXPORT_TIMEOUT",), _millis),
     "bsp_max_queue_size": _Knob(_positive_int, None, ("OTEL_BSP_MAX_QUEUE_SIZE",)),
     "bsp_max_export_batch_size": _Knob(_positive_int, None, ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE",)),
-    "blrp_schedule_delay": _Knob(
-        _non_negative_float, None, ("OTEL_BLRP_SCHEDULE_DELAY",), _millis_to_seconds
-    ),
-    "blrp_export_timeout": _Knob(
-        _non_negative_float, None, ("OTEL_BLRP_EXPORT_TIMEOUT",), _millis_to_seconds
-    ),
+    "blrp_schedule_delay": _Knob(_seconds, None, ("OTEL_BLRP_SCHEDULE_DELAY",), _millis),
+    "blrp_export_timeout": _Knob(_seconds, None, ("OTEL_BLRP_EXPORT_TIMEOUT",), _millis),
     "blrp_max_queue_size": _Knob(_positive_int, None, ("OTEL_BLRP_MAX_QUEUE_SIZE",)),
     "blrp_max_export_batch_size": _Knob(_positive_int, None, ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",)),
-    "metric_export_interval": _Knob(
-        _non_negative_float, None, ("OTEL_METRIC_EXPORT_INTERVAL",), _millis_to_seconds
-    ),
-    "metric_export_timeout": _Knob(
-        _non_negative_float, None, ("OTEL_METRIC_EXPORT_TIMEOUT",), _millis_to_seconds
-    ),
+    "metric_export_interval": _Knob(_seconds, None, ("OTEL_METRIC_EXPORT_INTERVAL",), _millis),
+    "metric_export_timeout": _Knob(_seconds, None, ("OTEL_METRIC_EXPORT_TIMEOUT",), _millis),
     "attribute_value_length_limit": _Knob(
         _positive_int, None, ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",)
     ),
     "attribute_count_limit": _Knob(_positive_int, None, ("OTEL_ATTRIBUTE_COUNT_LIMIT",)),
     "prometheus_host": _Knob(_text, None, ("OTEL_EXPORTER_PROMETHEUS_HOST",)),
-    "prometheus_port": _Knob(_positive_int, None, ("OTEL_EXPORTER_PROMETHEUS_PORT",)),
+    "prometheus_port": _Knob(_port, None, ("OTEL_EXPORTER_PROMETHEUS_PORT",)),
     "sdk_disabled": _Knob(_bool, "PLATFORM_OBS_DISABLED", ("OTEL_SDK_DISABLED",)),
     "instrument": _Knob(_bool, "PLATFORM_OBS_INSTRUMENT"),
     "disabled_instrumentations": _Knob(
         _name_list, None, ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",)
     ),
     "runtime_metrics": _Knob(_bool, "PLATFORM_OBS_RUNTIME_METRICS"),
+    "excluded_urls": _Knob(
+        _name_list, "PLATFORM_OBS_EXCLUDED_URLS", ("OTEL_PYTHON_EXCLUDED_URLS",)
+    ),
+    "capture_request_headers": _Knob(
+        _name_list,
+        "PLATFORM_OBS_CAPTURE_REQUEST_HEADERS",
+        ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",),
+    ),
+    "capture_response_headers": _Knob(
+        _name_list,
+        "PLATFORM_OBS_CAPTURE_RESPONSE_HEADERS",
+        ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",),
+    ),
     "log_format": _Knob(_choice(_LOG_FORMATS), "PLATFORM_OBS_LOG_FORMAT"),
     "log_level": _Knob(_choice(_LOG_LEVELS), "PLATFORM_OBS_LOG_LEVEL"),
     "log_to_otlp": _Knob(_bool, "PLATFORM_OBS_LOG_TO_OTLP"),
     "redact_keys": _Knob(_name_list, "PLATFORM_OBS_REDACT_KEYS"),
-    "shutdown_timeout": _Knob(_non_negative_float, "PLATFORM_OBS_SHUTDOWN_TIMEOUT"),
+    "shutdown_timeout": _Knob(_duration(positive=False), "PLATFORM_OBS_SHUTDOWN_TIMEOUT"),
 }
 
 #: Settings an argument may set, in declaration order (used for the README table and validation).
@@ -360,8 +470,53 @@ def _parse(
     try:
         return (parser or knob.parse)(raw)
     except ValueError as exc:
-        shown = "<redacted>" if knob.secret else repr(raw)
-        raise ConfigError(f"{source} has invalid value {shown}: expected {exc}") from None
+        raise ConfigError(
+            f"{source} has invalid value {_shown(raw, knob.secret)}: expected {exc}"
+        ) from None
+
+
+def _shown(raw: Any, secret: bool) -> str:
+    """A bad value as printed in an error: secrets hidden, URL passwords masked."""
+    from platform_obs._redaction import mask_url_passwords
+
+    return "<redacted>" if secret else mask_url_passwords(repr(raw))
+
+
+#: Variables the OpenTelemetry SDK reads itself (not settings of ours): checked here too, so a bad
+#: one is a ConfigError naming it at init() rather than a raw exception from deep inside the SDK.
+_SDK_ENV: dict[str, Callable[[Any], Any]] = {
+    **{
+        name: _int_in_range(0, _INT_MAX, "a whole number")
+        for name in (
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "OTEL_SPAN_EVENT_COUNT_LIMIT",
+            "OTEL_SPAN_LINK_COUNT_LIMIT",
+            "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+        )
+    },
+    "OTEL_METRICS_EXEMPLAR_FILTER": _choice(("always_on", "always_off", "trace_based")),
+}
+
+
+def _check_sdk_env(environ: Mapping[str, str], names: Iterable[str] = _SDK_ENV) -> None:
+    for name in names:
+        parse = _SDK_ENV[name]
+        if (raw := _env(environ, name)) is not None:
+            try:
+                parse(raw)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"environment variable {name} has invalid value {_shown(raw, False)}: "
+                    f"expected {exc}"
+                ) from None
+
+
+def check_import_time_env() -> None:
+    """The SDK reads OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT when its trace module is imported (before any
+    init()): check it first, so a bad value is a ConfigError naming it, not a raw ValueError."""
+    _check_sdk_env(os.environ, ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",))
 
 
 def find_pyproject(start: Path | None = None) -> Path | None:
@@ -410,6 +565,7 @@ def load_settings(
         raise ConfigError(
             f"init() got unknown argument(s): {', '.join(unknown)}; expected some of: {', '.join(SETTING_NAMES)}"
         )
+    _check_sdk_env(environ)
     table = {} if pyproject is False else _pyproject_table(pyproject or find_pyproject())
     values: dict[str, Any] = {}
     sources: dict[str, Source] = {}
@@ -471,11 +627,16 @@ def exporter_target(
     protocol, _ = pick("protocol", "otlp_protocol", _KNOBS["otlp_protocol"])
     endpoint, per_signal = pick("endpoint", "otlp_endpoint", _KNOBS["otlp_endpoint"])
     headers, _ = pick("headers", "otlp_headers", _KNOBS["otlp_headers"])
-    timeout, _ = pick("timeout", "otlp_timeout", _KNOBS["otlp_timeout"], _millis_to_seconds)
+    timeout, _ = pick("timeout", "otlp_timeout", _KNOBS["otlp_timeout"], _millis)
     compression, _ = pick("compression", "otlp_compression", _KNOBS["otlp_compression"])
     if not endpoint:
         endpoint = _DEFAULT_ENDPOINT[protocol]
         per_signal = False
+    if protocol == "http/protobuf" and "://" not in endpoint:
+        raise ConfigError(
+            f"the OTLP endpoint {_shown(endpoint, False)} for {signal} has no scheme: "
+            "expected a URL like http://collector:4318 with protocol http/protobuf"
+        )
     if protocol == "http/protobuf" and not per_signal:
         # The spec: a general endpoint is a base; the signal path is appended. A per-signal one is used as is.
         endpoint = endpoint.rstrip("/") + f"/v1/{signal}"

@@ -5,31 +5,51 @@ the OpenTelemetry exporters lack:
 
 * **per-process resource** after ``os.fork()``: the child's batches carry its own
   ``service.instance.id`` (the SDK's providers hold the parent's resource and cannot be changed);
-* **redaction** of sensitive span attribute keys (spans are immutable once ended, so this is the
-  first place they can be rewritten);
+* **redaction** of sensitive span and span-event attribute keys, at any depth (spans are immutable
+  once ended, so this is the first place they can be rewritten);
+* **encodable batches**: a value protobuf would reject (a lone surrogate, an integer beyond 64 bits)
+  would fail the whole batch, so it is replaced (see ``platform_obs._sanitize``), and a password in a
+  URL-valued attribute is masked;
 * **drop accounting**: items in failed exports are counted in ``platform_obs.telemetry.dropped``
   and reported by a rate-limited warning instead of one log line per failure.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
 
 from platform_obs._redaction import Redactor
+from platform_obs._sanitize import otlp_clean, otlp_encodable
 
 _log = logging.getLogger("platform_obs.export")
+
+
+def clean_attributes(attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``attrs`` itself when protobuf can encode all of it, else a cleaned ``dict`` copy."""
+    if not attrs:
+        return attrs
+    if all(otlp_encodable(k) and otlp_encodable(v) for k, v in attrs.items()):
+        return attrs
+    return otlp_clean(dict(attrs))  # type: ignore[no-any-return]
+
+
+def clean_text(text: str) -> str:
+    return text if otlp_encodable(text) else otlp_clean(text)  # type: ignore[no-any-return]
 
 
 class DropReporter:
@@ -72,6 +92,29 @@ class DropReporter:
             )
 
 
+#: Exporters to rebuild in a forked child (see :func:`renew_connections_after_fork`).
+_RENEWABLE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def renewable(wrapper: Any, build: Callable[[], Any]) -> Any:
+    """Register how to build ``wrapper``'s inner exporter again (a new connection) after a fork."""
+    wrapper._build = build
+    _RENEWABLE.add(wrapper)
+    return wrapper
+
+
+def renew_connections_after_fork() -> None:
+    """A forked worker must not talk over its parent's connections: an HTTP keep-alive socket or a
+    gRPC channel opened before the fork is shared with the parent and every sibling, and their
+    requests and answers interleave (exports fail or land in another process). Each wrapper gets a
+    fresh inner exporter; the inherited one is left alone (closing it would close the parent's)."""
+    for wrapper in list(_RENEWABLE):
+        try:
+            wrapper._inner = wrapper._build()
+        except Exception as exc:  # keep the old one rather than fail the worker
+            _log.debug("could not renew exporter after fork", exc_info=exc)
+
+
 class ProcessResource:
     """The current process's resource; replaced in a forked child."""
 
@@ -93,18 +136,37 @@ class RedactingSpanExporter(SpanExporter):
         self._resource = resource
         self._drops = drops
 
+    def _clean(self, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        if not attrs:
+            return attrs
+        return clean_attributes(self._redactor.redact_attributes(attrs))
+
     def _prepare(self, span: ReadableSpan) -> ReadableSpan:
         attrs = span.attributes or {}
+        cleaned = self._clean(attrs)
+        events = tuple(span.events)
+        cleaned_events = tuple(
+            e
+            if (a := self._clean(e.attributes)) is e.attributes and otlp_encodable(e.name)
+            else Event(clean_text(e.name), a, e.timestamp)
+            for e in events
+        )
+        events_changed = any(a is not b for a, b in zip(events, cleaned_events, strict=True))
         forked = self._resource.current is not self._resource.original
-        if not forked and not self._redactor.needs_redaction(attrs):
+        name_ok = otlp_encodable(span.name)
+        status = span.status
+        status_ok = status.description is None or otlp_encodable(status.description)
+        if not forked and cleaned is attrs and not events_changed and name_ok and status_ok:
             return span
+        if not status_ok:
+            status = Status(status.status_code, clean_text(status.description or ""))
         return ReadableSpan(
-            name=span.name,
+            name=span.name if name_ok else clean_text(span.name),
             context=span.context,
             parent=span.parent,
             resource=self._resource.current,
-            attributes=self._redactor.redacted_copy(attrs),
-            events=span.events,
+            attributes=cleaned,
+            events=cleaned_events,
             links=span.links,
             kind=span.kind,
             status=span.status,
@@ -138,8 +200,22 @@ class ResourceLogExporter(LogRecordExporter):
         self._resource = resource
         self._drops = drops
 
+    @staticmethod
+    def _encodable(record: ReadableLogRecord) -> ReadableLogRecord:
+        inner = record.log_record
+        attributes = clean_attributes(inner.attributes)  # type: ignore[arg-type]
+        body_ok = otlp_encodable(inner.body)
+        if attributes is inner.attributes and body_ok:
+            return record
+        fixed = copy.copy(inner)
+        fixed.attributes = attributes
+        if not body_ok:
+            fixed.body = otlp_clean(inner.body)
+        return dataclasses.replace(record, log_record=fixed)
+
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         current = self._resource.current
+        batch = [self._encodable(r) for r in batch]
         if current is not self._resource.original:
             batch = [dataclasses.replace(r, resource=current) for r in batch]
         try:

@@ -38,6 +38,8 @@ def otlp_exporter(
         common["meter_provider"] = meter_provider
     if target.protocol == "grpc":
         common["compression"] = _grpc_compression(target.compression)
+        # gRPC metadata keys must be lower case (``Authorization`` fails every export).
+        common["headers"] = {k.lower(): v for k, v in target.headers.items()} or None
         # A plain http:// endpoint means no TLS, whatever OTEL_EXPORTER_OTLP_INSECURE says.
         common["insecure"] = target.endpoint.startswith("http://") or None
         if signal == "traces":

@@ -20,9 +20,9 @@ from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 
-from platform_obs import _instrumentation, _logs, _resource
+from platform_obs import _errors, _forksafe, _instrumentation, _logs, _resource, _servers
 from platform_obs._config import ConfigError, Settings, load_settings
-from platform_obs._export import DropReporter, ProcessResource
+from platform_obs._export import DropReporter, ProcessResource, renew_connections_after_fork
 from platform_obs._redaction import Redactor
 from platform_obs._signals import Providers, Sinks, build_providers
 
@@ -39,7 +39,7 @@ class Telemetry:
 
     settings: Settings
     providers: Providers | None
-    instrumented: list[str] = field(default_factory=list)
+    _discovery: _instrumentation.Instrumentation | None = field(default=None, repr=False)
     _process_resource: ProcessResource | None = field(default=None, repr=False)
     _base_attributes: dict[str, Any] = field(default_factory=dict, repr=False)
     _drops: DropReporter = field(default_factory=DropReporter, repr=False)
@@ -48,6 +48,28 @@ class Telemetry:
     _rate_limit: _logs.RateLimitFilter = field(default_factory=_logs.RateLimitFilter, repr=False)
     _redactor: Redactor = field(default_factory=Redactor, repr=False)
     _shut_down: bool = field(default=False, repr=False)
+
+    @property
+    def instrumented(self) -> list[str]:
+        """Names of the instrumentations active now (a library imported after ``init()`` is
+        instrumented on its first import, and joins this list then)."""
+        return [] if self._discovery is None else self._discovery.instrumented
+
+    @property
+    def instrumentations(self) -> dict[str, _instrumentation.InstrumentationStatus]:
+        """Every installed instrumentation and what became of it: ``instrumented``, ``waiting for
+        import``, ``not installed``, ``unsupported version`` (with the installed version and the
+        supported range), ``failed`` (with the error), ``disabled`` or ``already instrumented``."""
+        return {} if self._discovery is None else dict(self._discovery.statuses)
+
+    @property
+    def metrics_endpoint(self) -> str | None:
+        """This process's Prometheus pull endpoint, when metrics are exported by pull."""
+        for close in self.providers.closers if self.providers is not None else ():
+            endpoint = getattr(close, "__self__", None)
+            if endpoint is not None and hasattr(endpoint, "url"):
+                return endpoint.url  # type: ignore[no-any-return]
+        return None
 
     @property
     def disabled(self) -> bool:
@@ -160,7 +182,9 @@ def current() -> Telemetry | None:
 def _install_logging(handle: Telemetry, otlp: bool) -> None:
     settings = handle.settings
     emitter = None
-    if otlp and handle.providers is not None and settings.log_to_otlp:
+    # No exporter, no LogRecord: building records nobody exports costs every log line.
+    exporting = bool(settings.logs_exporter) or _sinks is not None
+    if otlp and handle.providers is not None and settings.log_to_otlp and exporting:
         emitter = handle._emitter = _logs.OtlpEmitter(handle.providers.logger)
     processors = _logs.build_processors(
         _logs.service_fields(handle._base_attributes),
@@ -172,11 +196,14 @@ def _install_logging(handle: Telemetry, otlp: bool) -> None:
     handle._bridge = _logs.install(processors, settings.log_level, handle._rate_limit)
     if previous is not None and previous is not handle._bridge:
         logging.getLogger().removeHandler(previous)
+    _servers.install_hooks()
 
 
 def _differences(old: Settings, new: Settings) -> list[str]:
+    # Shown as describe() shows them: no header value or URL password in the message.
+    before, after = old.describe(), new.describe()
     return [
-        f"{f.name}: {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+        f"{f.name}: {before[f.name]!r} -> {after[f.name]!r}"
         for f in fields(Settings)
         if f.compare and getattr(old, f.name) != getattr(new, f.name)
     ]
@@ -233,6 +260,12 @@ def init(**arguments: Any) -> Telemetry:
         # so there is nothing to set here.
         _globals_set = True
         _install_logging(handle, otlp=True)
+        for close in providers.closers:
+            if hasattr(endpoint := getattr(close, "__self__", None), "announce"):
+                endpoint.announce()
+        providers.tracer.add_span_processor(
+            _errors.UnhandledExceptionReporter(_logs.get_logger("platform_obs.http"))
+        )
         _register_process_hooks()
         _state = handle
         if settings.instrument:
@@ -240,7 +273,12 @@ def init(**arguments: Any) -> Telemetry:
             if settings.runtime_metrics:
                 # Same metric names as our runtime metrics: both would double every runtime panel.
                 disabled.add(_instrumentation.SYSTEM_METRICS)
-            handle.instrumented = _instrumentation.instrument_installed(
+            _instrumentation.pass_http_options(
+                settings.excluded_urls,
+                settings.capture_request_headers,
+                settings.capture_response_headers,
+            )
+            handle._discovery = _instrumentation.instrument_installed(
                 providers.tracer, providers.meter, disabled
             )
         return handle
@@ -278,6 +316,8 @@ def _after_fork_in_child() -> None:
     The SDK restarts its batch and metric threads in the child itself and clears the inherited
     queues (the parent still exports those: nothing duplicated).
     """
+    global _fork_held
+    _fork_held = []  # the child's copies are replaced below (and by the SDK's own fork hooks)
     handle = _state
     if handle is None or handle._process_resource is None:
         return
@@ -286,6 +326,33 @@ def _after_fork_in_child() -> None:
     )
     handle._drops.reinit_after_fork()
     handle._rate_limit.reinit_after_fork()
+    if handle.providers is not None:
+        _forksafe.renew_locks(handle.providers.meter)
+    renew_connections_after_fork()
+    _errors.logged_in_trace.reinit_after_fork()
+    _errors.reported.reinit_after_fork()
+    if handle.providers is not None and not handle._shut_down:
+        # Pull metrics: this worker's own endpoint (the parent's socket is not ours to serve).
+        for close in handle.providers.closers:
+            endpoint = getattr(close, "__self__", None)
+            if endpoint is not None and hasattr(endpoint, "restart_in_child"):
+                endpoint.restart_in_child()
+
+
+_fork_held: list[Any] = []
+
+
+def _before_fork() -> None:
+    global _fork_held
+    handle = _state
+    if handle is not None and handle.providers is not None and not handle._shut_down:
+        _fork_held = _forksafe.before_fork(handle.providers)
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_held
+    held, _fork_held = _fork_held, []
+    _forksafe.after_fork_in_parent(held)
 
 
 def _at_exit() -> None:
@@ -298,5 +365,9 @@ def _register_process_hooks() -> None:
         return
     _hooks_registered = True
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_in_parent,
+            after_in_child=_after_fork_in_child,
+        )
     atexit.register(_at_exit)

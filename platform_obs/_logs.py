@@ -11,6 +11,7 @@ default JSON pipeline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -25,8 +26,16 @@ from opentelemetry._logs import Logger as OtelLogger
 from opentelemetry._logs import LoggerProvider as OtelLoggerProvider
 from opentelemetry._logs import SeverityNumber
 
+from platform_obs import _errors, _servers
 from platform_obs import conventions as c
-from platform_obs._redaction import Redactor
+from platform_obs._redaction import SCALARS, Redactor, mask_url_passwords, type_name
+from platform_obs._sanitize import (
+    clean_text,
+    json_safe_fields,
+    one_line,
+    otlp_safe_fields,
+    safe_str,
+)
 
 EventDict = MutableMapping[str, Any]
 Processor = Callable[[Any, str, EventDict], Any]
@@ -108,8 +117,11 @@ class PlatformFields:
                 sensitive = self._redactor.is_sensitive(key)
             if sensitive:
                 event_dict[key] = "[REDACTED]"
-            elif type(value) is dict:
-                self._redactor.redact_in_place(value)
+            elif type(value) not in SCALARS:
+                # Any mapping or sequence, at any depth; a redacted copy, never the caller's object.
+                redacted = self._redactor.redact_value(value)
+                if redacted is not value:
+                    event_dict[key] = redacted
         if F.level not in event_dict:
             event_dict[F.level] = _METHOD_TO_LEVEL.get(method_name, method_name)
         if F.logger not in event_dict and (name := getattr(logger, "name", None)):
@@ -133,6 +145,8 @@ class PlatformFields:
         if "exc_info" in event_dict:
             if method_name == "exception" and event_dict["exc_info"] is True:
                 event_dict["exc_info"] = sys.exc_info()
+            if ctx.is_valid:  # the request's error is told once: see _errors
+                _errors.note_logged(self._ids[1], event_dict["exc_info"])
             return _format_exception(logger, method_name, event_dict)
         return event_dict
 
@@ -154,7 +168,8 @@ def _attribute_value(value: Any) -> Any:
     if isinstance(value, _PRIMITIVES):
         return value
     if isinstance(value, Mapping):
-        return {str(k): _attribute_value(v) for k, v in value.items()}
+        # An empty key would be dropped by the SDK with a warning line of its own.
+        return {(str(k) or "<empty>"): _attribute_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_attribute_value(v) for v in value]
     return str(value)
@@ -180,7 +195,17 @@ class OtlpEmitter:
     def __call__(self, _logger: Any, _method_name: str, event_dict: EventDict) -> EventDict:
         if not self.enabled or event_dict.get(_MARK_INTERNAL):
             return event_dict
-        level = event_dict.get(F.level, "info")
+        try:
+            self._emit(event_dict)
+        except Exception:
+            # A value the fast conversion cannot take (a raising __str__, odd keys): retry with
+            # every value made safe; if even that fails the record is dropped, the line still printed.
+            with contextlib.suppress(Exception):
+                self._emit(otlp_safe_fields(event_dict))
+        return event_dict
+
+    def _emit(self, event_dict: Mapping[str, Any]) -> None:
+        level = str(event_dict.get(F.level, "info"))
         attributes = {
             k: (v if isinstance(v, _PRIMITIVES) else _attribute_value(v))
             for k, v in event_dict.items()
@@ -198,7 +223,6 @@ class OtlpEmitter:
             body=_attribute_value(event_dict.get(F.event, "")),
             attributes=attributes,
         )
-        return event_dict
 
 
 def drop_internal_marker(_logger: Any, _method_name: str, event_dict: EventDict) -> EventDict:
@@ -210,13 +234,38 @@ def _json_default(value: Any) -> Any:
     return sorted(map(str, value)) if isinstance(value, (set, frozenset)) else repr(value)
 
 
-# Built once: json.dumps() with any option builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
+# Built once: json.dumps() with any option builds a new encoder on every call. allow_nan=False: a
+# bare NaN is not JSON; such a value sends the event down the safe path instead (see json_renderer).
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, allow_nan=False)
 
 
 def json_renderer(_logger: Any, _method_name: str, event_dict: EventDict) -> str:
+    """One strict-JSON line. The C encoder takes the common event; anything it rejects (NaN and
+    infinities, cycles, keys that are not strings, a raising ``__repr__``) is re-rendered from a
+    safe copy (:func:`platform_obs._sanitize.json_safe_fields`), so the line is always written."""
     event_dict.pop(_MARK_INTERNAL, None)
-    return _ENCODER.encode(event_dict)
+    try:
+        line = _ENCODER.encode(event_dict)
+    except Exception:
+        line = _ENCODER.encode(json_safe_fields(event_dict))
+    if "@" in line:  # a URL with a password in it, in any field or message: masked
+        line = mask_url_passwords(line)
+    return line if line.isascii() else one_line(line)
+
+
+class SafeConsoleRenderer:
+    """structlog's console renderer, falling back to a safe copy of the event when it raises."""
+
+    def __init__(self, inner: Processor) -> None:
+        self._inner = inner
+
+    def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> Any:
+        snapshot = dict(event_dict)
+        try:
+            line = self._inner(logger, method_name, event_dict)
+        except Exception:
+            line = self._inner(logger, method_name, json_safe_fields(snapshot))
+        return one_line(mask_url_passwords(line))
 
 
 class StdoutWriter:
@@ -231,7 +280,16 @@ class StdoutWriter:
         self.name = name
 
     def msg(self, message: str) -> None:
-        sys.stdout.write(message + "\n")
+        # Flushed per line, like structlog's own loggers: a pre-fork worker may leave by os._exit()
+        # (Celery's pool, gunicorn), which would drop a block-buffered pipe's content.
+        try:
+            out = sys.stdout
+            out.write(message + "\n")
+            out.flush()
+        except UnicodeEncodeError:  # a stdout that is not UTF-8: escape, still one line
+            _write_ascii(message)
+        except Exception:  # stdout closed or gone: telemetry trouble is never the service's
+            pass
 
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
@@ -255,7 +313,9 @@ def choose_renderer(log_format: str) -> Processor:
     if log_format == "auto":
         log_format = "console" if sys.stdout.isatty() else "json"
     if log_format == "console":
-        return structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty(), event_key=F.event)
+        return SafeConsoleRenderer(
+            structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty(), event_key=F.event)
+        )
     return json_renderer
 
 
@@ -280,7 +340,8 @@ def build_processors(
 # --- stdlib logging bridge -----------------------------------------------------------------------
 
 _STD_RECORD_KEYS: Final = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}
 )
 
 
@@ -303,10 +364,12 @@ class StdlibBridge(logging.Handler):
         internal = record.name.startswith(INTERNAL_LOGGER_PREFIXES)
         if internal and not self._rate_limit.filter(record):
             return
+        if record.exc_info and _errors.is_server_echo(record.name, record.exc_info):
+            return  # the server repeating an exception already logged with its trace id
         self._local.busy = True
         try:
             event: dict[str, Any] = {
-                F.event: record.getMessage(),
+                F.event: _message(record),
                 F.level: record.levelname.lower(),
                 F.logger: record.name,
                 F.timestamp: self._clock.iso(record.created),
@@ -318,15 +381,22 @@ class StdlibBridge(logging.Handler):
             )
             if record.exc_info and record.exc_info[0] is not None:
                 event["exc_info"] = record.exc_info
+            if record.name in _servers.ACCESS_LOGGERS and (
+                access := _servers.access_fields(record)
+            ):
+                event[F.event] = _servers.ACCESS_EVENT
+                event.update(access)
             if internal:
                 event[_MARK_INTERNAL] = True
             method = record.levelname.lower()
             line: Any = event
             for processor in self._processors:
                 line = processor(None, method, line)
-            sys.stdout.write(f"{line}\n")
-        except Exception:  # logging must never raise into the caller
-            self.handleError(record)
+            _STDOUT.msg(str(line))
+        except Exception as exc:
+            # Logging must never raise into the caller, nor print the record's arguments (what
+            # Handler.handleError does): one placeholder line instead.
+            _STDOUT.msg(fallback_line(record.name, record.levelname.lower(), record.msg, exc))
         finally:
             self._local.busy = False
 
@@ -374,7 +444,7 @@ def install(
     numeric = LEVELS[level]
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        wrapper_class=safe_bound_logger(numeric),
         logger_factory=_StdoutWriterFactory(),
         cache_logger_on_first_use=True,
     )
@@ -410,3 +480,99 @@ def service_fields(attributes: Mapping[str, Any]) -> dict[str, str]:
 def get_logger(name: str | None = None, **initial_values: Any) -> Any:
     """A structlog logger; its events carry ``logger=<name>``. Safe to call before ``init()``."""
     return structlog.get_logger(name, **initial_values)
+
+
+# --- a log call never raises ------------------------------------------------------------------------
+
+
+def _write_ascii(line: str) -> None:
+    """``line`` for a stdout that cannot take UTF-8: JSON lines re-escaped (still valid JSON)."""
+    try:
+        try:
+            text = json.dumps(json.loads(line), ensure_ascii=True, allow_nan=False)
+        except ValueError:
+            text = line.encode("ascii", "backslashreplace").decode("ascii")
+        sys.stdout.write(text + "\n")
+    except Exception:
+        pass
+
+
+_STDOUT: Final = StdoutWriter()
+
+
+def _message(record: logging.LogRecord) -> str:
+    """``record.getMessage()``; a format string and arguments that do not match keep the template."""
+    try:
+        return clean_text(record.getMessage())
+    except Exception:
+        return f"{safe_str(record.msg)} <arguments did not match the format>"
+
+
+def fallback_line(logger_name: Any, level: str, event: Any, error: BaseException) -> str:
+    """The line written when an event cannot be processed at all: its message, not its fields."""
+    return _ENCODER.encode(
+        {
+            F.event: safe_str(event) if event is not None else "",
+            F.level: level if level in _SEVERITY else "error",
+            F.logger: safe_str(logger_name or ""),
+            F.timestamp: _UtcClock().iso(),
+            "log_error": f"the event's fields could not be rendered ({type_name(error)}); "
+            "they were dropped",
+        }
+    )
+
+
+def _interpolate(event: Any, args: tuple[Any, ...]) -> Any:
+    """structlog's positional formatting (``log.info("%s done", x)``), without raising."""
+    try:
+        if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+            return event % args[0]
+        return event % args
+    except Exception:
+        return f"{safe_str(event)} <arguments did not match the format>"
+
+
+def safe_bound_logger(min_level: int) -> type:
+    """structlog's filtering bound logger for ``min_level`` whose calls never raise.
+
+    Whatever goes wrong while processing an event (a processor raising, a value that cannot be
+    rendered, a format string and arguments that do not match) still gives one JSON line.
+    """
+    base: Any = structlog.make_filtering_bound_logger(min_level)
+
+    def _proxy_to_logger(self: Any, method_name: str, event: Any = None, **event_kw: Any) -> Any:
+        try:
+            args, kw = self._process_event(method_name, event, event_kw)
+            return getattr(self._logger, method_name)(*args, **kw)
+        except structlog.DropEvent:
+            return None
+        except Exception as exc:
+            line = fallback_line(
+                getattr(self._logger, "name", ""), _METHOD_TO_LEVEL.get(method_name, ""), event, exc
+            )
+            with contextlib.suppress(Exception):
+                self._logger.msg(line)
+            return None
+
+    def level_method(name: str) -> Callable[..., Any]:
+        def method(self: Any, event: Any = None, *args: Any, **kw: Any) -> Any:
+            return self._proxy_to_logger(name, _interpolate(event, args) if args else event, **kw)
+
+        method.__name__ = name
+        return method
+
+    def log(self: Any, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
+        if level < min_level:
+            return None
+        name = logging.getLevelName(level).lower()
+        name = name if name in _SEVERITY else "info"
+        return self._proxy_to_logger(name, _interpolate(event, args) if args else event, **kw)
+
+    namespace: dict[str, Any] = {"_proxy_to_logger": _proxy_to_logger, "log": log}
+    for name, number in LEVELS.items():
+        if number >= min_level:
+            namespace[name] = level_method(name)
+    for alias, name in (("msg", "info"), ("warn", "warning"), ("fatal", "critical")):
+        if name in namespace:
+            namespace[alias] = namespace[name]
+    return type(f"Safe{base.__name__}", (base,), namespace)

@@ -15,6 +15,7 @@ from opentelemetry.sdk.version import __version__ as otel_sdk_version
 
 from platform_obs import conventions as c
 from platform_obs._config import Settings
+from platform_obs._redaction import redact_mapping
 
 #: Kubernetes downward-API variables -> resource attributes. Both the OTel-operator style names
 #: and the common short names are accepted; the first present wins.
@@ -40,6 +41,10 @@ UNKNOWN_SERVICE_PREFIX = "unknown_service"
 
 class MissingServiceNameWarning(UserWarning):
     """init() ran without a service name; telemetry is labelled with a fallback."""
+
+
+class MissingEnvironmentWarning(UserWarning):
+    """init() ran without a deployment environment; dashboards and alerts filter on it."""
 
 
 def _first_env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
@@ -79,7 +84,8 @@ def base_attributes(
     if revision := _first_env(environ, VCS_REVISION_ENV):
         attrs[c.VCS_REVISION] = revision
     # OTEL_RESOURCE_ATTRIBUTES (or the argument) overrides detected values; explicit settings override both.
-    attrs.update(settings.resource_attributes)
+    # Sensitive keys are redacted here as in logs and spans: a resource goes out with every batch.
+    attrs.update(redact_mapping(dict(settings.resource_attributes), settings.redact_keys))
     explicit = {
         c.SERVICE_NAME: settings.service_name,
         c.SERVICE_VERSION: settings.service_version,
@@ -94,6 +100,14 @@ def base_attributes(
             "platform_obs.init() has no service name: set init(service_name=...), "
             f"PLATFORM_OBS_SERVICE_NAME or OTEL_SERVICE_NAME. Using {attrs[c.SERVICE_NAME]!r}.",
             MissingServiceNameWarning,
+            stacklevel=4,
+        )
+    if not attrs.get(c.DEPLOYMENT_ENVIRONMENT):
+        warnings.warn(
+            "platform_obs.init() has no environment: set init(environment=...), "
+            "PLATFORM_OBS_ENVIRONMENT or OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=...; "
+            "the service's dashboards and alerts select on it, so they show nothing for this process.",
+            MissingEnvironmentWarning,
             stacklevel=4,
         )
     return attrs

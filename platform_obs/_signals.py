@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -19,13 +20,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from platform_obs import _exporters, _runtime_metrics
 from platform_obs import conventions as c
-from platform_obs._config import Settings, Signal, exporter_target
+from platform_obs._config import ConfigError, Settings, Signal, exporter_target
 from platform_obs._export import (
     DropReporter,
     ProcessResource,
     RedactingSpanExporter,
     ResourceLogExporter,
     ResourceMetricExporter,
+    renewable,
 )
 from platform_obs._redaction import Redactor
 
@@ -91,27 +93,34 @@ def build_meter_provider(
         kinds = settings.metrics_exporter
     for kind in kinds:
         if kind == "prometheus":
-            from opentelemetry.exporter.prometheus import PrometheusMetricReader
-            from prometheus_client import start_http_server
+            try:
+                from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            except ImportError:
+                raise ConfigError(
+                    f"{settings.sources.get('metrics_exporter', 'metrics_exporter')} asks for the "
+                    "Prometheus exporter, which is not installed: "
+                    "pip install 'platform-obs[prometheus]'"
+                ) from None
+            from platform_obs._prometheus import PullEndpoint
 
+            # The server first: the reader registers itself in the global registry, for good.
+            endpoint = PullEndpoint(settings.prometheus_host, settings.prometheus_port)
+            _start_prometheus_server(settings, endpoint)
+            closers.append(endpoint.close)
             promoted = set(c.PROMOTED_RESOURCE_ATTRIBUTES)
             readers.append(PrometheusMetricReader(resource_attribute_filter=promoted.__contains__))
-            server, _thread = start_http_server(
-                settings.prometheus_port, addr=settings.prometheus_host
-            )
-            closers.append(server.shutdown)
             continue
         preferences: dict[str, Any] = {
             "preferred_temporality": {},  # cumulative: what Prometheus-style backends need
             "preferred_aggregation": second_scale_histograms(),
         }
-        if kind == "otlp":
-            inner = _exporters.otlp_exporter(
-                "metrics", exporter_target(settings, "metrics"), None, **preferences
-            )
-        else:
-            inner = _exporters.console_exporter("metrics", **preferences)
-        exporter = ResourceMetricExporter(inner, resource, drops, **preferences)
+        inner = _metric_exporter(settings, kind, preferences)
+        exporter = renewable(
+            ResourceMetricExporter(inner, resource, drops, **preferences),
+            lambda kind=kind, preferences=preferences: _metric_exporter(
+                settings, kind, preferences
+            ),
+        )
         readers.append(
             PeriodicExportingMetricReader(
                 exporter,
@@ -128,11 +137,35 @@ def build_meter_provider(
     return provider, closers
 
 
+def _start_prometheus_server(settings: Settings, endpoint: Any) -> None:
+    """The scrape endpoint's HTTP server; a port in use (outside a pre-fork server, where each
+    worker takes the next one) or a bad host is a ConfigError naming them."""
+    try:
+        endpoint.start(announce=False)  # said once logging is set up (see lifecycle)
+    except (OSError, OverflowError, ValueError) as exc:
+        sources = settings.sources
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"cannot serve Prometheus metrics on {settings.prometheus_host}:{settings.prometheus_port}: "
+            f"{reason} (port: {sources.get('prometheus_port', 'default')}; host: "
+            f"{sources.get('prometheus_host', 'default')}); expected a free port "
+            "(OTEL_EXPORTER_PROMETHEUS_PORT) on a local address (OTEL_EXPORTER_PROMETHEUS_HOST)"
+        ) from None
+
+
 def _from_code(settings: Settings, name: str) -> Any:
     """A limit set by argument or pyproject; None lets the SDK read the environment itself, where a
     span-specific variable (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT) beats the general one."""
     source = settings.sources.get(name)
     return getattr(settings, name) if source and source.kind in ("argument", "pyproject") else None
+
+
+def _metric_exporter(settings: Settings, kind: str, preferences: dict[str, Any]) -> Any:
+    if kind == "otlp":
+        return _exporters.otlp_exporter(
+            "metrics", exporter_target(settings, "metrics"), None, **preferences
+        )
+    return _exporters.console_exporter("metrics", **preferences)
 
 
 def _push_exporter(
@@ -174,7 +207,10 @@ def build_tracer_provider(
         inner = _push_exporter(settings, "traces", kind, meter_provider)
         processors.append(
             BatchSpanProcessor(
-                RedactingSpanExporter(inner, redactor, resource, drops),
+                renewable(
+                    RedactingSpanExporter(inner, redactor, resource, drops),
+                    lambda kind=kind: _push_exporter(settings, "traces", kind, meter_provider),
+                ),
                 max_queue_size=settings.bsp_max_queue_size,
                 schedule_delay_millis=settings.bsp_schedule_delay * 1000,
                 max_export_batch_size=min(
@@ -206,7 +242,10 @@ def build_logger_provider(
         inner = _push_exporter(settings, "logs", kind, meter_provider)
         processors.append(
             BatchLogRecordProcessor(
-                ResourceLogExporter(inner, resource, drops),
+                renewable(
+                    ResourceLogExporter(inner, resource, drops),
+                    lambda kind=kind: _push_exporter(settings, "logs", kind, meter_provider),
+                ),
                 max_queue_size=settings.blrp_max_queue_size,
                 schedule_delay_millis=settings.blrp_schedule_delay * 1000,
                 max_export_batch_size=min(
@@ -229,6 +268,7 @@ def build_providers(
     sinks: Sinks | None,
 ) -> Providers:
     meter, closers = build_meter_provider(settings, resource, drops, sinks)
+    tracer: TracerProvider | None = None
     try:
         meter_obj = meter.get_meter("platform_obs")
         if settings.runtime_metrics:
@@ -242,8 +282,14 @@ def build_providers(
         tracer = build_tracer_provider(settings, resource, drops, redactor, meter, sinks)
         logger = build_logger_provider(settings, resource, drops, meter, sinks)
     except Exception:
-        meter.shutdown(timeout_millis=0)
+        # Undo what was started; a failure while undoing must not hide the error that matters.
+        with contextlib.suppress(Exception):
+            if tracer is not None:
+                tracer.shutdown()
+        with contextlib.suppress(Exception):
+            meter.shutdown(timeout_millis=0)
         for close in closers:
-            close()
+            with contextlib.suppress(Exception):
+                close()
         raise
     return Providers(tracer, meter, logger, closers)

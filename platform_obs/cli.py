@@ -215,6 +215,14 @@ def _build(
     return rendered
 
 
+def _os_reason(exc: OSError) -> str:
+    """``[Errno 20] Not a directory: 'x'`` as one plain clause: what failed, and on which path."""
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):  # mkdir through a file
+        reason = "a file is in the way where a directory is needed"
+    return f"{reason} ({exc.filename})" if exc.filename else reason
+
+
 def _warn(warnings: Sequence[Any]) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -225,11 +233,19 @@ def _options(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v not in (None, False)}
 
 
-def _connect() -> Grafana:
+def _retry_notice(text: str) -> None:
+    click.echo(f"warning: {text}", err=True)
+
+
+def _connect(parallelism: int | None = None) -> Grafana:
+    """A Grafana client from GRAFANA_URL/GRAFANA_TOKEN; each retry is announced on stderr."""
     from platform_obs.provisioning.grafana import ConfigurationError, Grafana
 
+    options: dict[str, Any] = {"on_retry": _retry_notice}
+    if parallelism is not None:
+        options["parallelism"] = parallelism
     try:
-        return Grafana.from_env()
+        return Grafana.from_env(**options)
     except ConfigurationError as exc:
         _fail(str(exc), EXIT_INVALID)
 
@@ -306,9 +322,12 @@ def render(
     PATH: service config files, or directories whose *.yaml/*.yml files are service configs
     (default: platform-obs.yaml in the current directory).
     """
+    from platform_obs.provisioning.backstage import grafana_url_problem
     from platform_obs.provisioning.outputs import write_all
 
     paths = tuple(_config_paths(paths))
+    if grafana_url is not None and (why := grafana_url_problem(grafana_url)):
+        _fail(why, EXIT_INVALID)
     rendered = _build(
         paths,
         templates_dir,
@@ -316,7 +335,10 @@ def render(
         backstage_catalog=True,
         **_options(policy_file=policy_file, grafana_url=grafana_url),
     )
-    written = write_all(rendered, out_dir)
+    try:
+        written = write_all(rendered, out_dir)
+    except OSError as exc:
+        _fail(f"cannot write the output under --out {out_dir}: {_os_reason(exc)}", EXIT_INVALID)
     for path in written:
         click.echo(str(path))
     click.echo(f"Wrote {len(written)} file(s) to {out_dir}", err=True)
@@ -330,6 +352,13 @@ _prune = click.option(
     is_flag=True,
     help="Also delete objects this tool created for the given services that are no longer "
     "declared. Never touches objects without the platform-obs marker or file-provisioned ones.",
+)
+_adopt = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over objects this config declares that platform-obs cannot prove it created "
+    "(no ownership marker, or another service's): overwrite them and add the marker. Without "
+    "it such updates are refused. Never deletes anything not proven ours.",
 )
 _deep = click.option(
     "--deep",
@@ -370,6 +399,7 @@ def _print_plan(plan: Plan, output: str, *, color: bool = False, show_json: bool
     help="Exit 2 when there are changes, 0 when there are none (like terraform plan).",
 )
 @_deep
+@_adopt
 @_templates
 @_policy
 @_promtool
@@ -381,6 +411,7 @@ def plan(
     color: bool | None,
     detailed_exitcode: bool,
     deep: bool,
+    adopt: bool,
     templates_dir: Path | None,
     policy_file: Path | None,
     promtool: bool,
@@ -398,8 +429,12 @@ def plan(
     paths = tuple(_config_paths(paths))
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
-        the_plan = _grafana_errors(lambda: build_plan(rendered, grafana, prune=prune, deep=deep))
+        the_plan = _grafana_errors(
+            lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
+        )
     _print_plan(the_plan, output, color=_use_color(color), show_json=show_json)
+    if the_plan.refused:
+        _fail(_refused_message(the_plan), EXIT_INVALID)
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -442,7 +477,16 @@ def plan(
     default=None,
     help="Show a progress bar (default: only when stderr is a terminal).",
 )
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Changes written to Grafana at the same time (folders still before their contents). "
+    "Fewer when Grafana answers 429 Too Many Requests.",
+)
 @_deep
+@_adopt
 @_templates
 @_policy
 @_promtool
@@ -458,7 +502,9 @@ def apply(
     color: bool | None,
     message: str | None,
     progress: bool | None,
+    parallelism: int,
     deep: bool,
+    adopt: bool,
     templates_dir: Path | None,
     policy_file: Path | None,
     promtool: bool,
@@ -483,11 +529,13 @@ def apply(
 
     paths = tuple(_config_paths(paths))
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
-    with _connect() as grafana:
+    with _connect(parallelism) as grafana:
         the_plan: Plan = _grafana_errors(
-            lambda: build_plan(rendered, grafana, prune=prune, deep=deep)
+            lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         )
         _print_plan(the_plan, "text", color=_use_color(color), show_json=show_json)
+        if the_plan.refused:
+            _fail(_refused_message(the_plan), EXIT_INVALID)
         if dry_run or not the_plan.has_changes:
             return EXIT_OK
         try:
@@ -507,6 +555,7 @@ def apply(
                 max_deletes=max_deletes,
                 force=force,
                 on_step=bar.advance,
+                parallelism=parallelism,
             )
     return _report(result)
 
@@ -519,9 +568,32 @@ def _confirm(plan: Plan) -> bool:
     )
 
 
+def _refused_message(the_plan: Plan) -> str:
+    # Also on stderr: with --output json/markdown the plan itself often goes to a file.
+    lines = [f"  {c.reason}" for c in the_plan.refused]
+    return (
+        f"{len(lines)} object(s) declared here are not proven to be this config's; nothing was "
+        "written. Resolve each as its message says, or pass --adopt to take them over:\n"
+        + "\n".join(lines)
+    )
+
+
 def _report(result: ApplyResult) -> int:
+    """Each failure once (objects failing for the same reason share one line), then the summary.
+
+    Exit 4 only when something was written and something else failed; a run that wrote nothing
+    is a plain Grafana error (3).
+    """
+    said: dict[str, str] = {}
     for o in result.failures:
-        click.echo(f"failed: {o.change.kind} {o.change.key}: {o.error}", err=True)
+        what = f"{o.change.kind} {o.change.key}"
+        # Messages start with "<operation> <object>: "; the rest is the reason.
+        reason = o.error.split(": ", 1)[-1]
+        if reason in said:
+            click.echo(f"failed: {what}: same error as {said[reason]}", err=True)
+            continue
+        said[reason] = what
+        click.echo(f"failed: {what}: {o.error}", err=True)
     n = result.counts()
     line = (
         f"Apply: {n['created']} created, {n['updated']} updated, {n['deleted']} deleted, "
@@ -533,8 +605,15 @@ def _report(result: ApplyResult) -> int:
         line += f", {n['not-attempted']} not attempted"
     click.echo(line + ".")
     if result.aborted:
-        _fail(f"stopped: {result.aborted}", EXIT_GRAFANA)
-    return EXIT_PARTIAL if result.failures else EXIT_OK
+        # The cause is printed above, once; here only what it meant for the run.
+        _fail(
+            f"apply stopped after the error above; {n['not-attempted']} change(s) not attempted "
+            "(every further request would fail the same way)",
+            EXIT_GRAFANA,
+        )
+    if not result.failures:
+        return EXIT_OK
+    return EXIT_PARTIAL if result.wrote else EXIT_GRAFANA
 
 
 class _Progress:
@@ -733,15 +812,18 @@ def scaffold(
             for problem in exc.problems:
                 click.echo(f"error: {str(problem).replace(str(candidate), str(output))}", err=True)
             _fail("the generated config does not validate; nothing was written", EXIT_INVALID)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {_os_reason(exc)}", EXIT_INVALID)
     for warning in warnings:
         click.echo(f"note: {str(warning).replace(str(candidate), str(output))}", err=True)
     click.echo(
         f"Wrote {output} for service {answers.service!r} "
         f"(team {answers.team}, tier {answers.tier}, receiver {answers.receiver}).\n"
         "\nAdd one line at start-up, before the web framework's app object is created:\n\n"
-        f"    import platform_obs\n    {sc.init_line(str(answers.service))}\n\n"
+        f"    import platform_obs\n    {sc.init_line(str(answers.service), tuple(answers.environments))}\n\n"
         "Next:\n"
         f"    platform-obs validate {output}\n"
         f"    platform-obs plan {output}      # needs GRAFANA_URL and GRAFANA_TOKEN\n"

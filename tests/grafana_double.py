@@ -103,6 +103,8 @@ class RecordedRequest:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    #: ``time.monotonic()`` when the request arrived.
+    started: float = 0.0
 
 
 @dataclass
@@ -114,6 +116,13 @@ class Injection:
     method: str | None
     path_prefix: str | None
     retry_after: str | None
+    #: Raw answer body (with ``content_type``) instead of Grafana's JSON error body.
+    body: bytes | None = None
+    content_type: str = "application/json"
+    #: Perform the request, then close the connection without answering (the answer is lost).
+    lose_answer: bool = False
+    #: Perform the request, then wait this long before answering (past a client's timeout).
+    answer_delay: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining <= 0:
@@ -141,6 +150,22 @@ class _Response:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: Sent as is (with ``content_type``) instead of ``body`` as JSON.
+    raw: bytes | None = None
+    content_type: str = "application/json"
+
+
+#: What a reverse proxy or an SSO gateway in front of Grafana answers instead of the API.
+LOGIN_PAGE = (
+    b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+    b'<title>Sign in - Example SSO</title>\n</head>\n<body>\n<form method="post">\n'
+    b'<input name="username"><input name="password" type="password">\n</form>\n'
+    b"</body>\n</html>\n"
+)
+NOT_FOUND_PAGE = (
+    b"<html>\n<head><title>404 Not Found</title></head>\n<body>\n"
+    b"<center><h1>404 Not Found</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>\n"
+)
 
 
 class GrafanaDouble:
@@ -152,11 +177,22 @@ class GrafanaDouble:
         *,
         grafana_version: str = "11.6.0",
         viewer_token: str | None = None,
+        latency: float = 0.0,
+        mount: str = "",
     ) -> None:
         self.token = token
         self.viewer_token = viewer_token
         self.grafana_version = grafana_version
+        #: Seconds every request waits before it is handled: a round trip to a remote Grafana.
+        self.latency = latency
+        #: Serve under a sub-path ("/grafana") like Grafana behind a reverse proxy with
+        #: ``root_url``/``serve_from_sub_path``; anything outside it gets the proxy's 404 page.
+        self.mount = "/" + mount.strip("/") if mount.strip("/") else ""
+        #: "normal"; "repeat": search ignores ``page`` and always answers page 1 (a proxy that
+        #: drops the query, an old server); "endless": every page is full of new hits.
+        self.search_paging = "normal"
         self.url = ""
+        self.base_url = ""
         self.requests: list[RecordedRequest] = []
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, dict[str, Any]] = {}
@@ -165,7 +201,15 @@ class GrafanaDouble:
         self._injections: list[Injection] = []
         self._next_id = 1
         self._next_rule_id = 1
+        self._filled: dict[str, set[Any]] = {
+            "folders": set(),
+            "dashboards": set(),
+            "rule_groups": set(),
+        }
         self._lock = threading.RLock()
+        #: Requests being handled right now, and the most seen at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -184,7 +228,8 @@ class GrafanaDouble:
         # The default prints tracebacks for client disconnects (timeouts, drops) to stderr.
         server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.url = self.base_url + self.mount
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -227,17 +272,38 @@ class GrafanaDouble:
         method: str | None = None,
         path_prefix: str | None = None,
         retry_after: str | None = None,
+        body: bytes | str | None = None,
+        content_type: str = "application/json",
+        lose_answer: bool = False,
+        answer_delay: float = 0.0,
     ) -> None:
         """Make the next ``times`` matching requests fail, stall or lose their connection.
 
-        ``status`` answers with that code; ``delay`` sleeps first (then handles normally unless
-        ``status``/``drop`` is also set); ``drop`` closes the connection without a response.
+        ``status`` answers with that code (and ``body``/``content_type`` instead of Grafana's
+        JSON error, e.g. an HTML login page or JSON of the wrong shape); ``delay`` sleeps first
+        (then handles normally unless ``status``/``drop`` is also set); ``drop`` closes the
+        connection without a response. ``lose_answer`` performs the request and then closes the
+        connection; ``answer_delay`` performs it and answers only after that many seconds: the
+        write lands but the client never sees the answer.
         """
-        if status is None and not drop and delay <= 0:
-            raise ValueError("inject() needs status, drop=True or a delay")
+        if status is None and not (drop or lose_answer) and delay <= 0 and answer_delay <= 0:
+            raise ValueError("inject() needs status, drop, lose_answer or a delay")
+        raw = body.encode() if isinstance(body, str) else body
         with self._lock:
             self._injections.append(
-                Injection(status, times, delay, drop, method, path_prefix, retry_after)
+                Injection(
+                    status,
+                    times,
+                    delay,
+                    drop,
+                    method,
+                    path_prefix,
+                    retry_after,
+                    raw,
+                    content_type,
+                    lose_answer,
+                    answer_delay,
+                )
             )
 
     def clear_injections(self) -> None:
@@ -311,6 +377,12 @@ class GrafanaDouble:
         headers: dict[str, str],
         raw: bytes,
     ) -> _Response:
+        if self.latency > 0:
+            time.sleep(self.latency)
+        if self.mount:
+            if path != self.mount and not path.startswith(self.mount + "/"):
+                return _Response(404, raw=NOT_FOUND_PAGE, content_type="text/html")
+            path = path[len(self.mount) :] or "/"
         injection = self._take_injection(method, path)
         if injection is not None:
             if injection.delay > 0:
@@ -319,13 +391,25 @@ class GrafanaDouble:
                 raise _Dropped
             if injection.status is not None:
                 extra = {"Retry-After": injection.retry_after} if injection.retry_after else {}
+                if injection.body is not None:
+                    return _Response(
+                        injection.status,
+                        headers=extra,
+                        raw=injection.body,
+                        content_type=injection.content_type,
+                    )
                 return _Response(
                     injection.status, {"message": f"injected status {injection.status}"}, extra
                 )
         try:
-            return self._dispatch(method, path, query, headers, raw)
+            response = self._dispatch(method, path, query, headers, raw)
         except ApiError as err:
-            return _Response(err.status, err.body)
+            response = _Response(err.status, err.body)
+        if injection is not None and injection.lose_answer:
+            raise _Dropped
+        if injection is not None and injection.answer_delay > 0:
+            time.sleep(injection.answer_delay)
+        return response
 
     def _dispatch(
         self,
@@ -364,9 +448,15 @@ class GrafanaDouble:
             return handler(*args, query=query, headers=headers, body=body, role=role)
 
     def _fill_seeded_defaults(self) -> None:
-        """Complete entries that tests put straight into the state dicts."""
+        """Complete entries that tests put straight into the state dicts.
+
+        Only keys not seen before are looked at (a set difference, so a request costs no walk
+        over all of the state); tests seed by adding keys, the API stores complete entries.
+        """
         now = _now()
-        for uid, folder in self.folders.items():
+        seen = self._filled
+        for uid in self.folders.keys() - seen["folders"]:
+            folder = self.folders[uid]
             folder.setdefault("uid", uid)
             folder.setdefault("title", uid)
             folder.setdefault("parentUid", None)
@@ -376,7 +466,8 @@ class GrafanaDouble:
             folder.setdefault("updated", now)
             if "id" not in folder:
                 folder["id"] = self._alloc_id()
-        for uid, entry in self.dashboards.items():
+        for uid in self.dashboards.keys() - seen["dashboards"]:
+            entry = self.dashboards[uid]
             dash = entry.setdefault("dashboard", {})
             dash.setdefault("uid", uid)
             if "id" not in dash:
@@ -389,12 +480,15 @@ class GrafanaDouble:
             entry.setdefault("provenance", "")
             entry.setdefault("created", now)
             entry.setdefault("updated", now)
-        for (folder_uid, name), group in self.rule_groups.items():
+        for key in self.rule_groups.keys() - seen["rule_groups"]:
+            folder_uid, name = key
+            group = self.rule_groups[key]
             group.setdefault("title", name)
             group.setdefault("folderUid", folder_uid)
             group.setdefault("interval", DEFAULT_RULE_GROUP_INTERVAL)
             for rule in group.setdefault("rules", []):
-                rule.setdefault("uid", _new_uid())
+                if "uid" not in rule:
+                    rule["uid"] = _new_uid()
                 if "id" not in rule:
                     rule["id"] = self._next_rule_pk()
                 rule.setdefault("orgID", 1)
@@ -402,6 +496,9 @@ class GrafanaDouble:
                 rule.setdefault("ruleGroup", name)
                 rule.setdefault("provenance", "")
                 rule.setdefault("updated", now)
+        seen["folders"] = set(self.folders)
+        seen["dashboards"] = set(self.dashboards)
+        seen["rule_groups"] = set(self.rule_groups)
 
     def _authenticate(self, headers: dict[str, str]) -> str:
         auth = headers.get("authorization", "")
@@ -769,6 +866,7 @@ class GrafanaDouble:
                 d
                 for d in self.dashboards.values()
                 if d["folderUid"] == folder_uid
+                and d is not existing
                 and slugify(d["dashboard"].get("title", "")) == slug
                 and d is not existing
             ),
@@ -931,6 +1029,10 @@ class GrafanaDouble:
                     hit["folderUrl"] = f"/dashboards/f/{folder['uid']}/{slugify(folder['title'])}"
                 hits.append(hit)
         hits.sort(key=lambda h: (h["type"] != "dash-folder", h["title"].lower()))
+        if self.search_paging == "repeat":
+            page = 1
+        if self.search_paging == "endless":
+            return _Response(200, [_endless_hit(page, i) for i in range(limit)])
         return _Response(200, hits[(page - 1) * limit : page * limit])
 
     # ------------------------------------------------------------------ alert rules
@@ -1118,11 +1220,11 @@ class GrafanaDouble:
 
         # Rules whose uid lives in another group are moved here, as Grafana does.
         moved: dict[str, tuple[tuple[str, str], dict[str, Any]]] = {}
-        for uid in submitted_uids:
-            if uid not in current_by_uid:
-                found = self._find_rule(uid)
-                if found is not None:
-                    moved[uid] = found
+        foreign = [uid for uid in submitted_uids if uid not in current_by_uid]
+        if foreign:
+            # One pass over every rule, not one per submitted uid.
+            where = {r["uid"]: (k, r) for k, g in self.rule_groups.items() for r in g["rules"]}
+            moved = {uid: where[uid] for uid in foreign if uid in where}
 
         def existing_for(rule: dict[str, Any]) -> dict[str, Any] | None:
             uid = rule.get("uid")
@@ -1305,6 +1407,11 @@ class GrafanaDouble:
         }
 
 
+def _endless_hit(page: int, i: int) -> dict[str, Any]:
+    uid = f"endless-{page}-{i}"
+    return {"id": i, "uid": uid, "title": uid, "type": "dash-db", "tags": [], "url": f"/d/{uid}"}
+
+
 def _int_param(query: dict[str, list[str]], name: str, default: int) -> int:
     try:
         return int(query.get(name, [default])[0])
@@ -1364,9 +1471,13 @@ class _Handler(BaseHTTPRequestHandler):
             body_repr: Any = json.loads(raw) if raw else None
         except (ValueError, UnicodeDecodeError):
             body_repr = raw.decode("utf-8", "replace")
-        record = RecordedRequest(method, path, query, 0, body_repr, headers)
+        record = RecordedRequest(method, path, query, 0, body_repr, headers, time.monotonic())
+        owner = self.owner
+        with owner._lock:
+            owner.in_flight += 1
+            owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
         try:
-            response = self.owner.handle(method, path, query, headers, raw)
+            response = owner.handle(method, path, query, headers, raw)
         except _Dropped:
             self.owner._record(record)
             self.close_connection = True
@@ -1375,15 +1486,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except Exception as exc:  # a bug in the double must surface as a 500, not a hang
             response = _Response(500, {"message": f"internal error in double: {exc!r}"})
+        finally:
+            with owner._lock:
+                owner.in_flight -= 1
         record.status = response.status
         self.owner._record(record)
         payload = b""
-        if response.status != 204 and response.body is not None:
+        if response.raw is not None:
+            payload = response.raw
+        elif response.status != 204 and response.body is not None:
             payload = json.dumps(response.body).encode()
         try:
             self.send_response(response.status)
             if payload:
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in response.headers.items():
                 self.send_header(name, value)

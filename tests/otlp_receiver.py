@@ -380,7 +380,10 @@ class _GrpcService(
         self._signal = signal
 
     def Export(self, request: Message, context: grpc.ServicerContext) -> Message:
-        code = self._receiver._handle(self._signal, "grpc", request, context.is_active)
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        code = self._receiver._handle(
+            self._signal, "grpc", request, context.is_active, headers=metadata
+        )
         if code is not None:
             context.abort(
                 _HTTP_TO_GRPC.get(code, grpc.StatusCode.UNKNOWN), f"receiver status {code}"
@@ -475,7 +478,13 @@ class _HttpHandler(BaseHTTPRequestHandler):
         except (OSError, zlib.error, DecodeError) as exc:
             self._reply(HTTPStatus.BAD_REQUEST, str(exc).encode())
             return
-        code = self.server.receiver._handle(signal, "http", request, self._client_alive)  # type: ignore[arg-type]
+        code = self.server.receiver._handle(
+            signal,  # type: ignore[arg-type]
+            "http",
+            request,
+            self._client_alive,
+            headers={k.lower(): v for k, v in self.headers.items()},
+        )
         if code is not None:
             self._reply(code, f"receiver status {code}".encode())
             return
@@ -498,6 +507,8 @@ class OtlpReceiver:
         self._logs: list[ReceivedLog] = []
         self._raw: list[tuple[Signal, Protocol, Message]] = []
         self._requests: dict[str, int] = dict.fromkeys(SIGNALS, 0)
+        #: (signal, protocol, lower-cased request headers / gRPC metadata) per request received.
+        self._headers: list[tuple[Signal, Protocol, dict[str, str]]] = []
         self._status: int | None = None
         self._released = threading.Event()  # set by stop(): hung handlers return
         self._grpc: grpc.Server | None = None
@@ -593,11 +604,17 @@ class OtlpReceiver:
     # called from server threads
 
     def _handle(
-        self, signal: Signal, protocol: Protocol, request: Message, alive: Callable[[], bool]
+        self,
+        signal: Signal,
+        protocol: Protocol,
+        request: Message,
+        alive: Callable[[], bool],
+        headers: dict[str, str] | None = None,
     ) -> int | None:
         """Record one export request; returns an HTTP status to fail it with, or None on success."""
         with self._lock:
             self._requests[signal] += 1
+            self._headers.append((signal, protocol, dict(headers or {})))
             status = self._status
             self._generation += 1
             self._lock.notify_all()
@@ -631,6 +648,11 @@ class OtlpReceiver:
         """Export requests received per signal (including rejected and hung ones); a copy."""
         with self._lock:
             return dict(self._requests)
+
+    def request_headers(self, signal: Signal | None = None) -> list[dict[str, str]]:
+        """Headers (HTTP, names lower-cased) or metadata (gRPC) of every request received."""
+        with self._lock:
+            return [h for sig, _proto, h in self._headers if signal is None or sig == signal]
 
     def spans(self) -> list[ReceivedSpan]:
         with self._lock:
@@ -676,4 +698,5 @@ class OtlpReceiver:
             self._metrics.clear()
             self._logs.clear()
             self._raw.clear()
+            self._headers.clear()
             self._requests = dict.fromkeys(SIGNALS, 0)

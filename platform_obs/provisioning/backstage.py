@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from platform_obs.provisioning import urls
 from platform_obs.provisioning.model import MANAGER, SERVICE_TAG_PREFIX, Rendered
 from platform_obs.provisioning.outputs import dump_yaml
 from platform_obs.provisioning.render.dashboards import dashboard_uid
@@ -48,8 +49,20 @@ def alert_label_selector(service: str) -> str:
     return f"service={service}"
 
 
+def grafana_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot go into the catalog files, or ``None``."""
+    if urls.has_credentials(url):
+        return (
+            f"--grafana-url {urls.mask(url)!r} carries credentials, and it is written into the "
+            "Backstage catalog files: pass the public Grafana URL, without user:password@"
+        )
+    why = urls.problem(url)
+    return f"--grafana-url {why} (expected e.g. https://grafana.example.com)" if why else None
+
+
 def dashboard_url(uid: str, grafana_url: str | None) -> str:
-    base = (grafana_url or "").rstrip("/")
+    # Credentials never reach a file, even when a caller skipped grafana_url_problem().
+    base = urls.mask(grafana_url or "").rstrip("/")
     return f"{base}/d/{uid}?orgId=1&kiosk"
 
 

@@ -16,6 +16,7 @@ Secrets (Grafana token, OTLP headers) never appear in results.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platform_obs import conventions
+from platform_obs.provisioning import urls
 from platform_obs.provisioning.model import Rendered, ValidationFailed
 from platform_obs.provisioning.spec import ServiceSpec
 
@@ -155,6 +157,7 @@ def _captured_exporter_logs() -> Iterator[_Capture]:
 
 
 def _host_port(endpoint: str, protocol: str) -> tuple[str, int]:
+    """Host and port of an endpoint; ``ValueError`` when it is not a URL (bad port, IPv6...)."""
     parts = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
     default = 443 if parts.scheme == "https" else (4317 if protocol == "grpc" else 4318)
     return parts.hostname or "localhost", parts.port or default
@@ -248,6 +251,9 @@ def _export(exporter: Any, signal: str, items: Any, deadline: float) -> tuple[bo
     return outcome.get("ok", False), outcome.get("error", "")
 
 
+_SETTINGS_HINT = "init() raises the same error at start-up: fix that variable or key"
+
+
 def check_otlp(
     service: str | None,
     environ: Mapping[str, str] | None = None,
@@ -263,13 +269,7 @@ def check_otlp(
     try:
         settings = load_settings({}, environ, pyproject)
     except ConfigError as exc:
-        return [
-            fail(
-                "otlp settings",
-                str(exc),
-                "init() raises the same error at start-up: fix that variable or key",
-            )
-        ]
+        return [fail("otlp settings", str(exc), _SETTINGS_HINT)]
     if settings.sdk_disabled:
         return [
             fail(
@@ -290,7 +290,10 @@ def check_otlp(
         name = f"otlp {signal}"
         if "otlp" not in exporters[signal]:
             hint = (
-                "the --prometheus-url check covers metrics scraped from the pull endpoint"
+                "the --prometheus-url check covers metrics scraped from the pull endpoint; under "
+                "a pre-fork server (gunicorn, uvicorn --workers) each worker serves on the next "
+                "free port from OTEL_EXPORTER_PROMETHEUS_PORT (9464, 9465, ...): scrape that range "
+                "(docs/service-shapes.md), or export over OTLP"
                 if "prometheus" in exporters[signal]
                 else ""
             )
@@ -299,10 +302,26 @@ def check_otlp(
                 shown = "none (log_to_otlp=false)"
             results.append(skip(name, f"{signal} exporter is {shown}, not otlp", hint))
             continue
-        target = exporter_target(settings, signal, environ)  # type: ignore[arg-type]
+        try:
+            target = exporter_target(settings, signal, environ)  # type: ignore[arg-type]
+        except ConfigError as exc:  # a malformed per-signal variable
+            results.append(fail(name, str(exc), _SETTINGS_HINT))
+            continue
         target = target._replace(timeout=min(target.timeout, timeout))
-        where = f"{target.endpoint} ({target.protocol})"
-        address = _host_port(target.endpoint, target.protocol)
+        where = f"{urls.mask(target.endpoint)} ({target.protocol})"
+        try:
+            address = _host_port(target.endpoint, target.protocol)
+        except ValueError as exc:
+            results.append(
+                fail(
+                    name,
+                    f"the {signal} endpoint {urls.mask(target.endpoint)!r} is not a valid URL "
+                    f"({exc})",
+                    "set OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_"
+                    f"{signal.upper()}_ENDPOINT) to e.g. http://localhost:4317",
+                )
+            )
+            continue
         if address not in reachable:
             reachable[address] = _tcp_problem(*address, timeout=min(timeout, 2.0))
         problem = reachable[address]
@@ -320,6 +339,30 @@ def check_otlp(
     return results
 
 
+def check_instrumentations(environ: Mapping[str, str] | None = None) -> CheckResult:
+    """Which installed libraries ``init()`` instruments here, and which it cannot and why."""
+    from platform_obs._instrumentation import UNSUPPORTED, survey
+
+    environ = os.environ if environ is None else environ
+    disabled = [
+        x.strip() for x in environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")
+    ]
+    found = survey([x for x in disabled if x])
+    active = sorted(s.name for s in found if s.status == "instrumented when imported")
+    unsupported = [s for s in found if s.status == UNSUPPORTED]
+    broken = [s for s in found if s.status == "failed"]
+    detail = f"instrumented: {', '.join(active) or 'none'}"
+    if unsupported or broken:
+        problems = "; ".join(s.describe() for s in [*unsupported, *broken])
+        return fail(
+            "instrumentation",
+            f"{detail}; not instrumented: {problems}",
+            "install a version in the supported range (or the matching platform-obs extra), or "
+            "list the instrumentation in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+        )
+    return ok("instrumentation", detail)
+
+
 def _send_probe(
     name: str,
     signal: str,
@@ -329,7 +372,14 @@ def _send_probe(
     timeout: float,
     make: Callable[..., Any],
 ) -> CheckResult:
-    exporter = make(signal, target, None)
+    try:
+        exporter = make(signal, target, None)
+    except Exception as exc:  # e.g. an endpoint the exporter cannot use; doctor must not crash
+        return fail(
+            name,
+            f"the SDK cannot create its {signal} exporter for {where}: {type(exc).__name__}",
+            "check OTEL_EXPORTER_OTLP_ENDPOINT / _PROTOCOL / _HEADERS: init() would fail the same",
+        )
     started = time.monotonic()
     with _captured_exporter_logs() as logs:
         accepted, error = _export(exporter, signal, probe_items(signal, resource), timeout)
@@ -402,13 +452,25 @@ class PrometheusError(Exception):
 
 def prometheus_query(url: str, expr: str, timeout: float) -> list[dict[str, Any]]:
     """An instant query's result vector; :class:`PrometheusError` with a hint on failure."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    headers = {}
+    if parts.username is not None:  # http://user:password@host: basic auth, not part of the address
+        pair = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        bracketed = f"[{host}]" if ":" in host else host
+        netloc = bracketed if parts.port is None else f"{bracketed}:{parts.port}"
+        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     full = f"{url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    host = urllib.parse.urlsplit(url).hostname or ""
     # Loopback never goes through a proxy from the environment.
     proxies: dict[str, str] | None = {} if host in ("localhost", "127.0.0.1", "::1") else None
     opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
     try:
-        with opener.open(full, timeout=timeout) as response:
+        with opener.open(
+            urllib.request.Request(full, headers=headers), timeout=timeout
+        ) as response:
             body = json.loads(response.read().decode("utf-8"))
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
@@ -452,6 +514,9 @@ def check_prometheus(
     url: str, spec: ServiceSpec, *, timeout: float = DEFAULT_TIMEOUT
 ) -> list[CheckResult]:
     """One result per conventions metric: the service's series exist with the dashboards' labels."""
+    why = urls.problem(url)
+    if why:
+        return [fail("prometheus", f"--prometheus-url {why}", "e.g. http://localhost:9090")]
     service_label = conventions.prom_label(conventions.SERVICE_NAME)
     env_label = conventions.prom_label(conventions.DEPLOYMENT_ENVIRONMENT)
     results = []
@@ -565,6 +630,16 @@ def check_grafana(
             plan = build_plan(rendered, grafana, deep=True)  # also catches UI edits
         except GrafanaError as exc:
             return [*results, fail("grafana", str(exc), _grafana_hint(exc, grafana.url))]
+    if plan.refused:
+        first = plan.refused[0]
+        results.append(
+            fail(
+                "grafana ownership",
+                f"{len(plan.refused)} declared object(s) are not this config's: {first.reason}",
+                "see the ownership section of docs/cli.md: rename the service, delete the object "
+                "in Grafana, or run apply with --adopt",
+            )
+        )
     if plan.has_changes:
         changed = [f"{c.action} {c.kind} {c.key}" for c in plan.writes]
         results.append(
@@ -575,7 +650,7 @@ def check_grafana(
                 "(edits made in the Grafana UI are overwritten by apply)",
             )
         )
-    else:
+    elif not plan.refused:
         results.append(ok("grafana in sync", "plan shows no changes"))
     return results
 
@@ -629,6 +704,7 @@ def run(
     results = [result]
     service = state.spec.name if state.spec else None
     results += check_otlp(service, environ, timeout=timeout)
+    results.append(check_instrumentations(environ))
     if not prometheus_url:
         results.append(skip("prometheus", "no --prometheus-url", "pass it to check the series"))
     elif state.spec is None:
@@ -636,7 +712,38 @@ def run(
     else:
         results += check_prometheus(prometheus_url, state.spec, timeout=timeout)
     results += check_grafana(state.rendered, environ, timeout=timeout)
-    return results
+    secrets = _secrets(os.environ if environ is None else environ, prometheus_url)
+    return [_scrubbed(r, secrets) for r in results]
+
+
+def _secrets(environ: Mapping[str, str], prometheus_url: str | None) -> set[str]:
+    """Every credential the checks were given: URL passwords, header values, the Grafana token.
+
+    Checks mask what they print themselves; this is the last guard for text they pass on from
+    libraries (an exporter's log line may quote the endpoint, password included).
+    """
+    found = set()
+    for name, value in [*environ.items(), ("--prometheus-url", prometheus_url or "")]:
+        if not value:
+            continue
+        if name.endswith("_HEADERS"):
+            for item in value.split(","):
+                secret = item.partition("=")[2].strip()
+                found |= {secret, urllib.parse.unquote(secret)}
+        elif name == "GRAFANA_TOKEN":
+            found |= {value, value.strip()}
+        elif "@" in value and (credential := urls.credential(value)):
+            found |= {credential, urllib.parse.unquote(credential)}
+    return {s for s in found if len(s) >= 3}  # masking "a" would garble every message
+
+
+def _scrubbed(result: CheckResult, secrets: set[str]) -> CheckResult:
+    detail, hint = result.detail, result.hint
+    for secret in sorted(secrets, key=len, reverse=True):
+        detail, hint = detail.replace(secret, urls.MASK), hint.replace(secret, urls.MASK)
+    if (detail, hint) == (result.detail, result.hint):
+        return result
+    return CheckResult(result.name, result.status, detail, hint)
 
 
 SYMBOLS = {"ok": "\u2713", "fail": "\u2717", "skip": "\u2013"}  # ✓ ✗ en dash

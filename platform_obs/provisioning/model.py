@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-#: Marks everything this tool owns. Dashboards carry it as a tag, alert rules as a label
-#: (``managed_by``), folders as a uid prefix. Prune never touches objects without it.
+#: Marks everything this tool writes. Dashboards carry it as a tag, alert rules as a label
+#: (``managed_by``), folders as a uid prefix. Not proof of ownership on its own: see ``ownership``.
 MANAGER: Final = "platform-obs"
 MANAGED_BY_LABEL: Final = "managed_by"
 SERVICE_TAG_PREFIX: Final = "service:"
@@ -131,6 +131,8 @@ class Rendered:
 
     #: Names of the services in scope (prune only ever looks at these).
     services: list[str] = field(default_factory=list)
+    #: Service -> owning team: with the service, the owner named in ownership markers.
+    teams: dict[str, str] = field(default_factory=dict)
     folders: list[Folder] = field(default_factory=list)
     dashboards: list[Dashboard] = field(default_factory=list)
     rule_groups: list[RuleGroup] = field(default_factory=list)

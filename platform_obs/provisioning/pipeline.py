@@ -43,6 +43,7 @@ def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResu
             folders.setdefault(folder.uid, folder)
         definitions.extend(out.definitions)
         rendered.services.append(spec.name)
+        rendered.teams[spec.name] = spec.team
         rendered.dashboards.extend(out.dashboards)
         if out.rule_group is not None and out.rule_file is not None:
             rendered.rule_groups.append(out.rule_group)
@@ -71,7 +72,7 @@ def build(
     """
     # Every stage runs on whatever it can, so one round of fixes addresses every problem.
     problems: list[Problem] = []
-    specs, spec_problems = read_specs([Path(p) for p in paths])
+    specs, spec_problems = read_specs([Path(p) for p in paths], warnings)
     problems.extend(spec_problems)
     templates: Templates | None = None
     try:

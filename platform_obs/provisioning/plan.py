@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import copy
 import difflib
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from platform_obs.provisioning import ownership
 from platform_obs.provisioning.durations import duration_seconds
 from platform_obs.provisioning.model import (
     FOLDER_UID_PREFIX,
-    MANAGED_BY_LABEL,
     MANAGER,
     SERVICE_TAG_PREFIX,
     Dashboard,
@@ -37,11 +36,13 @@ from platform_obs.provisioning.model import (
     Rendered,
     RuleGroup,
 )
+from platform_obs.provisioning.ownership import Owner
 
-Action = Literal["create", "update", "delete", "unchanged", "skip"]
+#: ``refuse``: an update of an object not proven ours (see ``ownership``); apply writes nothing.
+Action = Literal["create", "update", "delete", "unchanged", "skip", "refuse"]
 Kind = Literal["folder", "dashboard", "rule_group"]
 
-HASH_TAG_PREFIX = "po-hash:"
+HASH_TAG_PREFIX = ownership.HASH_TAG_PREFIX
 #: Rule labels that may name the service a rule belongs to (first match wins).
 SERVICE_LABELS = ("service", "service_name")
 
@@ -67,8 +68,10 @@ class Change:
     service: str = ""
     title: str = ""
     diff: str = ""
-    #: Why an object is skipped (file-provisioned, not managed ...).
+    #: Why an object is skipped (file-provisioned, not managed ...) or refused.
     reason: str = ""
+    #: What else the change does, in words (rules it keeps, objects it adopts ...).
+    notes: tuple[str, ...] = ()
     #: What apply sends (create/update) or needs to identify the object (delete). Not printed.
     payload: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: Normalised live and desired state (None where there is none), for field-level views.
@@ -87,6 +90,8 @@ class Change:
             out["diff"] = self.diff
         if self.reason:
             out["reason"] = self.reason
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
 
@@ -113,8 +118,12 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.writes)
 
+    @property
+    def refused(self) -> list[Change]:
+        return self.by_action("refuse")
+
     def counts(self) -> dict[str, int]:
-        names: tuple[Action, ...] = ("create", "update", "delete", "unchanged", "skip")
+        names: tuple[Action, ...] = ("create", "update", "delete", "unchanged", "skip", "refuse")
         return {a: len(self.by_action(a)) for a in names}
 
     def to_json(self) -> dict[str, Any]:
@@ -153,8 +162,8 @@ def hash_tag(tags: Iterable[Any]) -> str | None:
     return None
 
 
-def desired_dashboard(d: Dashboard) -> dict[str, Any]:
-    """The dashboard JSON apply sends: rendered model + ownership tags + content hash tag."""
+def desired_dashboard(d: Dashboard, owner: Owner | None = None) -> dict[str, Any]:
+    """The dashboard JSON apply sends: model + tags + ownership marker + content hash tag."""
     model = copy.deepcopy(d.model)
     for server_field in ("id", "version"):
         model.pop(server_field, None)
@@ -162,10 +171,9 @@ def desired_dashboard(d: Dashboard) -> dict[str, Any]:
     for tag in (MANAGER, f"{SERVICE_TAG_PREFIX}{d.service}"):
         if tag not in tags:
             tags.append(tag)
+    tags = ownership.stamp_dashboard_tags(tags, d.uid, owner or Owner("", d.service))
     model["tags"] = tags
-    digest = hashlib.sha256(
-        canonical_json({"dashboard": model, "folderUid": d.folder_uid}).encode()
-    ).hexdigest()[:12]
+    digest = ownership.content_hash(model, d.folder_uid)
     model["tags"] = [*tags, f"{HASH_TAG_PREFIX}{digest}"]
     return model
 
@@ -223,12 +231,6 @@ class LiveRuleGroup:
     rules: list[dict[str, Any]]
 
     @property
-    def managed(self) -> bool:
-        return bool(self.rules) and all(
-            (r.get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGER for r in self.rules
-        )
-
-    @property
     def provenance(self) -> str:
         for r in self.rules:
             if r.get("provenance"):
@@ -268,23 +270,35 @@ def _provisioned_reason(live: dict[str, Any] | None) -> str:
 
 
 def build_plan(
-    rendered: Rendered, grafana: LiveReader, *, prune: bool = False, deep: bool = False
+    rendered: Rendered,
+    grafana: LiveReader,
+    *,
+    prune: bool = False,
+    deep: bool = False,
+    adopt: bool = False,
 ) -> Plan:
-    """Read live state (a constant number of calls for unchanged objects) and diff it."""
+    """Read live state (a constant number of calls for unchanged objects) and diff it.
+
+    Every update and delete is checked against ``ownership``: objects not proven ours are
+    refused (``refuse``; with ``adopt`` they are taken over) and never deleted.
+    """
     changes: list[Change] = []
     live_folders = {str(f["uid"]): f for f in grafana.list_folders()}
-    changes += _plan_folders(rendered.folders, live_folders)
+    changes += _plan_folders(rendered, live_folders, adopt=adopt)
 
-    live_groups = group_rules(grafana.list_alert_rules())
-    dash_changes = _plan_dashboards(rendered, grafana, prune=prune, deep=deep)
-    rule_changes = _plan_rule_groups(rendered, grafana, live_groups, prune=prune)
+    live_rules = grafana.list_alert_rules()
+    live_groups = group_rules(live_rules)
+    dash_changes = _plan_dashboards(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
+    rule_changes = _plan_rule_groups(
+        rendered, grafana, live_groups, live_rules, prune=prune, adopt=adopt
+    )
     changes += dash_changes + rule_changes
 
     if prune:
         object_changes = dash_changes + rule_changes
         changes += _plan_folder_prune(rendered, grafana, live_folders, live_groups, object_changes)
 
-    order = {"create": 0, "update": 0, "unchanged": 0, "skip": 1, "delete": 2}
+    order = {"create": 0, "update": 0, "unchanged": 0, "skip": 1, "refuse": 1, "delete": 2}
     changes.sort(key=lambda c: (order[c.action], _KIND_ORDER[c.kind]))
     return Plan(changes=changes, prune=prune)
 
@@ -302,8 +316,12 @@ def _folder_depths(folders: list[Folder]) -> dict[str, int]:
     return depths
 
 
-def _plan_folders(folders: list[Folder], live: dict[str, dict[str, Any]]) -> list[Change]:
+def _plan_folders(
+    rendered: Rendered, live: dict[str, dict[str, Any]], *, adopt: bool
+) -> list[Change]:
+    folders = rendered.folders
     depths = _folder_depths(folders)
+    services = _folders_by_service(rendered)
     out: list[Change] = []
     # Parents first, so team folders exist before the service folders inside them.
     for f in sorted(folders, key=lambda f: depths[f.uid]):
@@ -315,6 +333,16 @@ def _plan_folders(folders: list[Folder], live: dict[str, dict[str, Any]]) -> lis
                 Change("create", "folder", f.uid, title=f.title, payload=payload, after=after)
             )
             continue
+        verdict = ownership.folder_verdict(f.uid, f.parent_uid, have, live)
+        notes: tuple[str, ...] = ()
+        if not verdict.mine:
+            service = services.get(f.uid, f.title)
+            owner = ownership.owner_of(rendered, service)
+            reason = ownership.refusal("folder", f.uid, verdict, owner)
+            if not adopt:
+                out.append(Change("refuse", "folder", f.uid, service, f.title, reason=reason))
+                continue
+            notes = (f"adopts it (--adopt): it belonged to {verdict.detail}",)
         before = {"title": have.get("title"), "parentUid": have.get("folderUid") or None}
         after = {"title": f.title, "parentUid": f.parent_uid}
         if "folderUid" not in have:
@@ -332,6 +360,7 @@ def _plan_folders(folders: list[Folder], live: dict[str, dict[str, Any]]) -> lis
                     title=f.title,
                     diff=diff,
                     payload=payload,
+                    notes=notes,
                     before=before,
                     after=after,
                 )
@@ -340,25 +369,48 @@ def _plan_folders(folders: list[Folder], live: dict[str, dict[str, Any]]) -> lis
 
 
 def _plan_dashboards(
-    rendered: Rendered, grafana: LiveReader, *, prune: bool, deep: bool
+    rendered: Rendered, grafana: LiveReader, *, prune: bool, deep: bool, adopt: bool
 ) -> list[Change]:
     hits = {str(h["uid"]): h for h in grafana.list_managed_dashboards()}
     out: list[Change] = []
     declared: set[str] = set()
-    for d in rendered.dashboards:
+    models = [
+        (d, desired_dashboard(d, ownership.owner_of(rendered, d.service)))
+        for d in rendered.dashboards
+    ]
+
+    def fresh(d: Dashboard, model: dict[str, Any], hit: dict[str, Any]) -> bool:
+        same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
+        return same_hash and (hit.get("folderUid") or "") == d.folder_uid and not deep
+
+    # The JSON of every dashboard that may have changed, fetched concurrently where possible.
+    stale = [d.uid for d, m in models if d.uid in hits and not fresh(d, m, hits[d.uid])]
+    get_many = getattr(grafana, "get_many", None)
+    fetched = get_many(grafana.get_dashboard, stale) if get_many else {}
+    for d, model in models:
         declared.add(d.uid)
-        model = desired_dashboard(d)
-        payload: dict[str, Any] = {"dashboard": model, "folderUid": d.folder_uid}
+        owner = ownership.owner_of(rendered, d.service)
+        payload: dict[str, Any] = {"dashboard": model, "folderUid": d.folder_uid, "owner": owner}
+        payload["adopt"] = adopt
         hit = hits.get(d.uid)
         if hit is None:
             out.append(Change("create", "dashboard", d.uid, d.service, d.title, payload=payload))
             continue
+        verdict = ownership.dashboard_verdict(hit, owner)
+        notes: tuple[str, ...] = ()
+        if verdict.status == "legacy":
+            notes = (f"adopts it: {verdict.detail}; the update adds the marker",)
+        elif not verdict.mine:
+            if not adopt:
+                reason = ownership.refusal("dashboard", d.uid, verdict, owner)
+                out.append(Change("refuse", "dashboard", d.uid, d.service, d.title, reason=reason))
+                continue
+            notes = (f"adopts it (--adopt): {verdict.detail or 'not proven ours'}",)
         same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
-        same_folder = (hit.get("folderUid") or "") == d.folder_uid
-        if same_hash and same_folder and not deep:
+        if fresh(d, model, hit) and verdict.status == "ours":
             out.append(Change("unchanged", "dashboard", d.uid, d.service, d.title))
             continue
-        live = grafana.get_dashboard(d.uid)
+        live = fetched[d.uid] if d.uid in fetched else grafana.get_dashboard(d.uid)
         if live is None:  # deleted between search and get
             out.append(Change("create", "dashboard", d.uid, d.service, d.title, payload=payload))
             continue
@@ -392,6 +444,7 @@ def _plan_dashboards(
                 d.title,
                 diff,
                 payload=payload,
+                notes=notes,
                 before=before,
                 after=after,
             )
@@ -407,17 +460,30 @@ def _plan_dashboards(
             if MANAGER not in tags or service not in scope:
                 continue
             title = str(hit.get("title", ""))
+            owner = ownership.owner_of(rendered, service)
+            verdict = ownership.dashboard_verdict(hit, owner)
+            if not verdict.mine:
+                # Tags alone are not proof: never delete what platform-obs cannot prove it made.
+                reason = f"kept, not deleted: {verdict.detail}"
+                if verdict.status == "other":
+                    reason = f"kept, not deleted: it belongs to {verdict.detail}"
+                out.append(Change("skip", "dashboard", uid, service, title, reason=reason))
+                continue
             live = grafana.get_dashboard(uid)
             if live is None:
+                continue
+            verdict = ownership.deletable(verdict, live)
+            if not verdict.mine:
+                reason = f"kept, not deleted: {verdict.detail}"
+                out.append(Change("skip", "dashboard", uid, service, title, reason=reason))
                 continue
             reason = _provisioned_reason(live)
             if reason:
                 out.append(Change("skip", "dashboard", uid, service, title, reason=reason))
                 continue
             folder = str(hit.get("folderUid") or "")
-            out.append(
-                Change("delete", "dashboard", uid, service, title, payload={"folderUid": folder})
-            )
+            payload = {"folderUid": folder, "owner": owner}
+            out.append(Change("delete", "dashboard", uid, service, title, payload=payload))
     return out
 
 
@@ -432,13 +498,22 @@ def _plan_rule_groups(
     rendered: Rendered,
     grafana: LiveReader,
     live_groups: dict[tuple[str, str], LiveRuleGroup],
+    live_rules: list[dict[str, Any]],
     *,
     prune: bool,
+    adopt: bool,
 ) -> list[Change]:
     # One export call gives every group's interval (keyed by rule uid); None = no export endpoint.
     by_rule = grafana.rule_intervals() if live_groups else {}
+    rules_by_uid = {str(r.get("uid")): r for r in live_rules}
     out: list[Change] = []
     declared: set[tuple[str, str]] = set()
+    bodies: dict[Any, Any] = {}
+    get_many = getattr(grafana, "get_many", None)
+    if by_rule is None and get_many is not None:
+        # No export endpoint: one GET per existing group, concurrently.
+        keys = [(g.folder_uid, g.title) for g in rendered.rule_groups]
+        bodies = get_many(grafana.get_rule_group, [k for k in keys if k in live_groups])
 
     def live_interval(key: tuple[str, str], have: LiveRuleGroup) -> float | None:
         if by_rule is not None:
@@ -446,15 +521,45 @@ def _plan_rule_groups(
                 if str(r.get("uid")) in by_rule:
                     return by_rule[str(r.get("uid"))]
             return None
-        body = grafana.get_rule_group(*key)  # fallback: one GET for this group only
+        body = bodies[key] if key in bodies else grafana.get_rule_group(*key)
         return duration_seconds(body.get("interval")) if body else None
 
     for g in rendered.rule_groups:
         key = (g.folder_uid, g.title)
         declared.add(key)
         label = _group_key(*key)
-        payload = {"folderUid": g.folder_uid, "group": g.title, "body": g.api_body()}
+        owner = ownership.owner_of(rendered, g.service)
         have = live_groups.get(key)
+        merge = ownership.merge_group(g.rules, have.rules if have else [], owner)
+        conflicts = list(merge.conflicts)
+        for rule in g.rules:
+            # Grafana moves a rule whose uid lives in another group into the group we write.
+            elsewhere = rules_by_uid.get(str(rule.get("uid")))
+            if (
+                elsewhere is not None
+                and (elsewhere.get("folderUID"), elsewhere.get("ruleGroup")) != key
+            ):
+                verdict = ownership.rule_verdict(elsewhere, owner)
+                if not verdict.mine:
+                    conflicts.append((elsewhere, verdict))
+        notes = merge.notes()
+        if conflicts:
+            rule, verdict = conflicts[0]
+            what = f"alert rule {rule.get('uid')} ({rule.get('title')!r})"
+            if not adopt:
+                reason = ownership.refusal(what, f"in {label}", verdict, owner)
+                out.append(Change("refuse", "rule_group", label, g.service, g.title, reason=reason))
+                continue
+            notes += [f"adopts {len(conflicts)} rule(s) not proven ours (--adopt)"]
+        if have is not None and any(
+            ownership.rule_verdict(r, owner).status == "legacy" for r in have.rules
+        ):
+            notes.append(f"adopts rules {ownership.LEGACY.detail}; the update adds the marker")
+        body = {**g.api_body(), "rules": merge.rules}
+        payload = {"folderUid": g.folder_uid, "group": g.title, "body": body, "owner": owner}
+        payload["adopt"] = adopt
+        # What apply re-merges with the group as it is right before the write.
+        payload["declared"] = merge.desired
         if have is None:
             after = normalise_group(float(g.interval_seconds), g.rules)
             out.append(
@@ -467,7 +572,7 @@ def _plan_rule_groups(
             reason = "file-provisioned in Grafana; the API cannot change it"
             out.append(Change("skip", "rule_group", label, g.service, g.title, reason=reason))
             continue
-        after = normalise_group(float(g.interval_seconds), g.rules)
+        after = normalise_group(float(g.interval_seconds), merge.rules)
         before = normalise_group(live_interval(key, have), have.rules)
         if before == after:
             out.append(Change("unchanged", "rule_group", label, g.service, g.title))
@@ -482,6 +587,7 @@ def _plan_rule_groups(
                 g.title,
                 diff,
                 payload=payload,
+                notes=tuple(notes),
                 before=before,
                 after=after,
             )
@@ -491,21 +597,59 @@ def _plan_rule_groups(
         scope = set(rendered.services)
         declared_folders = _folders_by_service(rendered)
         for key, have in sorted(live_groups.items()):
-            if key in declared or not have.managed:
+            if key in declared:
                 continue
             service = have.service or declared_folders.get(key[0], "")
             if service not in scope:
                 continue
+            owner = ownership.owner_of(rendered, service)
+            merge = ownership.merge_group([], have.rules, owner)
+            if not merge.removed:
+                continue  # nothing in it is proven ours
             label = _group_key(*key)
             if have.provenance == "file":
                 reason = "file-provisioned in Grafana; the API cannot delete it"
                 out.append(Change("skip", "rule_group", label, service, key[1], reason=reason))
                 continue
-            payload = {"folderUid": key[0], "group": key[1]}
-            before = normalise_group(None, have.rules)
+            payload = {"folderUid": key[0], "group": key[1], "owner": owner}
+            if not merge.kept:
+                before = normalise_group(None, have.rules)
+                out.append(
+                    Change(
+                        "delete",
+                        "rule_group",
+                        label,
+                        service,
+                        key[1],
+                        payload=payload,
+                        before=before,
+                    )
+                )
+                continue
+            # Others' rules stay: the group is rewritten with only them.
+            interval = live_interval(key, have) or 60
+            payload["body"] = {
+                "title": key[1],
+                "folderUid": key[0],
+                "interval": int(interval),
+                "rules": merge.rules,
+            }
+            payload["declared"] = []
+            before = normalise_group(interval, have.rules)
+            after = normalise_group(interval, merge.rules)
+            diff = unified_diff(before, after, f"rule_group/{label}")
             out.append(
                 Change(
-                    "delete", "rule_group", label, service, key[1], payload=payload, before=before
+                    "update",
+                    "rule_group",
+                    label,
+                    service,
+                    key[1],
+                    diff,
+                    payload=payload,
+                    notes=tuple(merge.notes()),
+                    before=before,
+                    after=after,
                 )
             )
     return out

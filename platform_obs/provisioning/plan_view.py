@@ -19,8 +19,15 @@ from platform_obs.provisioning.plan import HASH_TAG_PREFIX, Change, Plan
 
 #: A comment on GitHub holds 65,536 characters; details beyond this are left out.
 MARKDOWN_BUDGET = 60_000
-SYMBOL = {"create": "+", "update": "~", "delete": "-", "skip": "!", "unchanged": "="}
-_COLOURS = {"+": "green", "-": "red", "~": "yellow", "!": "magenta"}
+SYMBOL = {
+    "create": "+",
+    "update": "~",
+    "delete": "-",
+    "skip": "!",
+    "unchanged": "=",
+    "refuse": "x",
+}
+_COLOURS = {"+": "green", "-": "red", "~": "yellow", "!": "magenta", "x": "red"}
 _KIND_NAMES = {"folder": "folder", "dashboard": "dashboard", "rule_group": "rule group"}
 _LONG = 60  # a value longer than this is shown on lines of its own
 #: What a reviewer wants to see of an alert being added.
@@ -47,6 +54,8 @@ def summary_line(plan: Plan) -> str:
     )
     if n["skip"]:
         line += f", {n['skip']} skipped"
+    if n.get("refuse"):
+        line += f", {n['refuse']} refused (not owned by this config; nothing will be written)"
     return line + "."
 
 
@@ -73,16 +82,20 @@ def headline(c: Change) -> str:
 
 
 def details(c: Change) -> list[Line]:
-    """What changes inside one object, field by field."""
-    if c.action == "skip":
-        return [Line(1, "", f"skipped: {c.reason}")]
+    """What changes inside one object, field by field (with the plan's notes first)."""
+    notes = [Line(1, "", f"note: {note}") for note in getattr(c, "notes", ())]
+    if c.action in ("skip", "refuse"):
+        word = "refused" if c.action == "refuse" else "skipped"
+        return [Line(1, "", f"{word}: {c.reason}"), *notes]
     if c.kind == "rule_group":
-        return _rule_group_lines(c)
+        return notes + _rule_group_lines(c)
     if c.kind == "dashboard" and c.action == "update":
-        return _dashboard_lines(c.before or {}, c.after or {})
+        return notes + _dashboard_lines(c.before or {}, c.after or {})
     if c.kind == "folder" and c.action == "update":
-        return _field_lines(c.before or {}, c.after or {}, 1, {"parentUid": "parent folder"})
-    return []
+        return notes + _field_lines(
+            c.before or {}, c.after or {}, 1, {"parentUid": "parent folder"}
+        )
+    return notes
 
 
 def _rule_group_lines(c: Change) -> list[Line]:
@@ -417,8 +430,10 @@ def render_markdown(plan: Plan, *, show_json: bool = False, budget: int = MARKDO
             f"*Details of {left_out} more service(s) left out to fit a comment: see the job "
             "log or `platform-obs plan -o json`.*"
         )
-    if n["skip"]:
-        out.append(f"{n['skip']} object(s) skipped (see their reasons above).")
+    if n["skip"] or n.get("refuse"):
+        out.append(
+            f"{n['skip']} object(s) skipped, {n.get('refuse', 0)} refused: see their reasons above."
+        )
     return "\n".join(out) + "\n"
 
 
@@ -441,6 +456,11 @@ def _details_block(service: str, changes: list[Change], show_json: bool) -> str:
         for a in ("create", "update", "delete")
         if any(c.action == a for c in changes)
     ]
+    counts += [
+        f"{sum(c.action == a for c in changes)} {word}"
+        for a, word in (("skip", "skipped"), ("refuse", "refused"))
+        if any(c.action == a for c in changes)
+    ]
     title = service or "folders"
     rows = []
     for c in changes:
@@ -452,7 +472,7 @@ def _details_block(service: str, changes: list[Change], show_json: bool) -> str:
     body = "\n".join(rows).replace("```", "` ` `")
     return "\n".join(
         [
-            f"<details><summary><b>{_html(title)}</b>: {', '.join(counts) or 'skipped'}</summary>",
+            f"<details><summary><b>{_html(title)}</b>: {', '.join(counts)}</summary>",
             "",
             "```diff",
             body,

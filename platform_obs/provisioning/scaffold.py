@@ -167,5 +167,11 @@ def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def init_line(service: str) -> str:
-    return f'platform_obs.init(service_name="{service}")'
+def init_line(service: str, environments: tuple[str, ...] = ()) -> str:
+    """The start-up line, with how the environment reaches the process: the dashboards and alerts
+    select on it, and a process without one matches none of them."""
+    envs = " or ".join(environments) or "production"
+    return (
+        f'platform_obs.init(service_name="{service}")'
+        f"  # and PLATFORM_OBS_ENVIRONMENT={envs} in the deployment's environment"
+    )

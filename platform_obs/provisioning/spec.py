@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from platform_obs.provisioning import durations
+from platform_obs.provisioning import durations, scalars
 from platform_obs.provisioning.model import Problem, ValidationFailed
 from platform_obs.provisioning.placeholders import did_you_mean
 from platform_obs.provisioning.yamlsrc import Located, join, load
@@ -122,8 +122,32 @@ def _validator() -> jsonschema.protocols.Validator:
     return cls(schema())
 
 
-def config_files(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
-    """Expand directories into their ``*.yaml``/``*.yml`` files (sorted, not recursive)."""
+def config_files(
+    paths: Sequence[Path], notes: list[Problem] | None = None
+) -> tuple[list[Path], list[Problem]]:
+    """Expand directories into their ``*.yaml``/``*.yml`` files (sorted, not recursive).
+
+    A file named twice (``a.yaml ./a.yaml``, or a file and its directory) is read once; ``notes``
+    gets a line saying so.
+    """
+    files, problems = _expand(paths)
+    unique: dict[Path, Path] = {}
+    for file in files:
+        try:
+            key = file.resolve()
+        except (OSError, RuntimeError):  # a symlink loop: keep it, reading it reports the error
+            key = file.absolute()
+        if key in unique:
+            if notes is not None:
+                first = unique[key]
+                same = "given more than once" if first == file else f"the same file as {first}"
+                notes.append(Problem(str(file), "", f"{same}; read once"))
+            continue
+        unique[key] = file
+    return list(unique.values()), problems
+
+
+def _expand(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
     files: list[Path] = []
     problems: list[Problem] = []
     for path in paths:
@@ -155,13 +179,15 @@ def load_specs(paths: Sequence[Path]) -> list[ServiceSpec]:
     return specs
 
 
-def read_specs(paths: Sequence[Path]) -> tuple[list[ServiceSpec], list[Problem]]:
+def read_specs(
+    paths: Sequence[Path], notes: list[Problem] | None = None
+) -> tuple[list[ServiceSpec], list[Problem]]:
     """Every config under ``paths`` that parses, plus the problems of all of them.
 
     A file with problems may still yield a spec (so later stages can check it too); callers that
-    need only clean specs filter by ``spec.file``.
+    need only clean specs filter by ``spec.file``. ``notes`` gets files given more than once.
     """
-    files, problems = config_files(paths)
+    files, problems = config_files(paths, notes)
     specs: list[ServiceSpec] = []
     seen: dict[str, ServiceSpec] = {}
     for file in files:
@@ -170,10 +196,15 @@ def read_specs(paths: Sequence[Path]) -> tuple[list[ServiceSpec], list[Problem]]
         if spec is None:
             continue
         if spec.name in seen:
+            first = seen[spec.name]
+            line = first.line("service")
             problems.append(
                 spec.problem(
                     "service",
-                    f"service already defined in {seen[spec.name].file}",
+                    f"service already defined in {first.file}"
+                    + (f":{line}" if line else "")
+                    + f" (team {first.team!r}); two configs would own the same dashboards and "
+                    "alert rules",
                     spec.name,
                     "one config file per service",
                 )
@@ -200,10 +231,25 @@ def parse_spec(doc: Located) -> tuple[ServiceSpec | None, list[Problem]]:
             *problems,
             doc.problem("", "top level must be a mapping", doc.data, "key: value pairs"),
         ]
-    problems.extend(schema_problems(doc))
+    problems.extend(_one_per_key(schema_problems(doc), scalars.problems(doc)))
     if problems:
         return None, problems
     return _build(doc), []
+
+
+def _one_per_key(schema: list[Problem], scalar: list[Problem]) -> list[Problem]:
+    """Schema and scalar problems, one message per key: an unknown key hides what is below it,
+    a bad scalar (NaN, a control character) hides the schema's less precise complaint."""
+    unknown = [p.path for p in schema if p.message.startswith("unknown key")]
+
+    def under_unknown(path: str) -> bool:
+        return any(path == u or path.startswith((f"{u}.", f"{u}[")) for u in unknown)
+
+    kept = [p for p in scalar if not under_unknown(p.path)]
+    paths = {p.path for p in kept}
+    return sorted(
+        [*kept, *(p for p in schema if p.path not in paths)], key=lambda p: (p.line or 0, p.path)
+    )
 
 
 def schema_problems(doc: Located) -> list[Problem]:

@@ -25,7 +25,7 @@ from typing import Any
 import promql_parser
 
 from platform_obs import conventions
-from platform_obs.provisioning import durations, outputs
+from platform_obs.provisioning import durations, gotemplate, limits, outputs, ownership
 from platform_obs.provisioning.model import Problem, Rendered, RuleGroup
 from platform_obs.provisioning.placeholders import did_you_mean, known_labels, known_series
 from platform_obs.provisioning.render.dashboards import TARGET_META_KEY
@@ -150,20 +150,53 @@ def check_spec(spec: ServiceSpec, templates: Templates) -> list[Problem]:
                         "one of " + ", ".join(sorted(burn.windows)),
                     )
                 )
-    names = [rule.alert for tmpl in templates.alerts.values() for rule in tmpl.rules]
-    seen: set[str] = set()
+    # Grafana rule uids are derived from names in lower case: names differing only in case clash.
+    names = {rule.alert.lower(): rule.alert for t in templates.alerts.values() for rule in t.rules}
     for custom in spec.custom_alerts:
-        if custom.name in names or custom.name in seen:
+        taken = names.get(custom.name.lower())
+        if taken is not None:
+            same = taken == custom.name
             problems.append(
                 spec.problem(
                     join(custom.path, "name"),
-                    "alert name already used",
+                    "alert name already used"
+                    + ("" if same else f" (as {taken!r}; names may not differ only in case)"),
                     custom.name,
                     "a name no template or other custom alert uses",
                 )
             )
-        seen.add(custom.name)
+        names.setdefault(custom.name.lower(), custom.name)
+    problems.extend(_template_problems(spec))
     return problems
+
+
+_TEMPLATE_EXPECTED = "a Go template both Grafana and Prometheus accept, e.g. {{ $labels.instance }}"
+
+
+def _template_problems(spec: ServiceSpec) -> list[Problem]:
+    """Go-template syntax of every label and annotation text the service config supplies, at its
+    own key and line (the platform's alert templates only embed these values)."""
+    texts: list[tuple[str, str]] = [("runbook_base_url", spec.runbook_base_url)]
+    texts += [(join("labels", k), v) for k, v in spec.labels.items()]
+    for key, overrides in spec.alerts.items():
+        if isinstance(overrides, dict):
+            texts += [
+                (join(join("alerts", key), name), value)
+                for name, value in overrides.items()
+                if name == "runbook_url" and isinstance(value, str)
+            ]
+    for custom in spec.custom_alerts:
+        texts += [
+            (join(custom.path, "summary"), custom.summary),
+            (join(custom.path, "description"), custom.description),
+            (join(custom.path, "runbook_url"), custom.runbook_url),
+        ]
+        texts += [(join(join(custom.path, "labels"), k), v) for k, v in custom.labels.items()]
+    return [
+        spec.problem(path, why, text, _TEMPLATE_EXPECTED)
+        for path, text in texts
+        if (why := gotemplate.problem(text))
+    ]
 
 
 def _check_params(
@@ -225,6 +258,9 @@ def _check_promql(expr: str, strict_names: bool, alert: bool) -> tuple[tuple[str
 
 
 def _parse_and_check(expr: str, *, strict_names: bool, alert: bool) -> list[tuple[str, Any, str]]:
+    too_big = limits.promql_problem(expr)
+    if too_big:  # the parser's memory grows with the square of an expression's nesting
+        return [(too_big, _shorten(expr), "a smaller PromQL expression")]
     try:
         ast = promql_parser.parse(sample_variables(expr))
     except ValueError as exc:
@@ -266,6 +302,11 @@ def _parse_and_check(expr: str, *, strict_names: bool, alert: bool) -> list[tupl
     return problems
 
 
+def _shorten(text: str, keep: int = 60) -> str:
+    """A long value as shown in a message: its start and its length."""
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
+
+
 # --- rendered objects ---------------------------------------------------------------------------
 
 
@@ -291,6 +332,7 @@ def check_rendered(
         spec = spec_by_service.get(group.service)
         problems += check_rule_group(group, spec.file if spec else group.service, by_uid)
     problems += _duplicates(rendered, spec_by_service)
+    problems += ownership.collisions(specs, rendered)
     if promtool is not None:
         problems += promtool.problems()
     return problems
@@ -370,6 +412,8 @@ def _check_definitions(
     memo: dict[str, tuple[str, str]] = {}
     for defn in definitions:
         custom = defn.template is None
+        if not custom:  # the service config's own texts were checked at their lines
+            problems += _rule_template_problems(defn, specs.get(defn.service))
         where = f"{defn.source_path}.expr"
         if "$" in defn.expr:
             problems.append(
@@ -399,6 +443,26 @@ def _check_definitions(
                 Problem(defn.source_file, where, message + suffix, value, expected, line)
             )
     return problems
+
+
+def _rule_template_problems(defn: AlertDefinition, spec: ServiceSpec | None) -> list[Problem]:
+    """Go-template syntax of what an alert template itself puts in labels and annotations."""
+    user_labels = spec.labels if spec else {}
+    texts = [
+        *(("annotation", k, v) for k, v in defn.annotations.items() if k != "runbook_url"),
+        *(("label", k, v) for k, v in defn.labels.items() if k not in user_labels),
+    ]
+    return [
+        Problem(
+            defn.source_file,
+            defn.source_path,
+            f"{kind} {key!r}: {why} (service {defn.service})",
+            text,
+            _TEMPLATE_EXPECTED,
+        )
+        for kind, key, text in texts
+        if (why := gotemplate.problem(text))
+    ]
 
 
 def check_rule_group(
@@ -513,16 +577,17 @@ def _duplicates(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Probl
     def where(service: str) -> str:
         return specs[service].file if service in specs else service
 
+    # Across services: ownership.collisions names both configs.
     seen: dict[str, str] = {}
     for board in rendered.dashboards:
-        if board.uid in seen:
+        if seen.get(board.uid) == board.service:
             problems.append(
                 Problem(
                     where(board.service),
-                    "service",
-                    "dashboard uid collides with another service's",
+                    "dashboards",
+                    "dashboard uid is used twice",
                     board.uid,
-                    f"a service name that does not collide with {seen[board.uid]}",
+                    "unique dashboard uids",
                 )
             )
         seen[board.uid] = board.service
@@ -545,7 +610,7 @@ def _duplicates(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Probl
         rule_titles: set[str] = set()
         for rule in group.rules:
             uid, title = rule.get("uid", ""), rule.get("title", "")
-            if uid in rule_uids:
+            if rule_uids.get(uid) == group.service:  # across services: ownership.collisions
                 problems.append(
                     Problem(
                         where(group.service),
@@ -567,19 +632,6 @@ def _duplicates(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Probl
                     )
                 )
             rule_titles.add(title)
-    folder_uids: dict[str, str] = {}
-    for folder in rendered.folders:
-        if folder_uids.get(folder.uid, folder.title) != folder.title:
-            problems.append(
-                Problem(
-                    "(rendered)",
-                    "folders",
-                    "two folders share a uid",
-                    folder.uid,
-                    "unique folder uids",
-                )
-            )
-        folder_uids[folder.uid] = folder.title
     return problems
 
 
@@ -704,6 +756,29 @@ class PromtoolRun:
             self._tmp.cleanup()
 
 
+_PROMTOOL_FIELD = re.compile(r'^(?P<kind>label|annotation) "(?P<key>[^"]+)"')
+
+
+def _user_source(defn: AlertDefinition, spec: ServiceSpec | None, message: str) -> str | None:
+    """The service-config key a promtool complaint about a label/annotation comes from, if any.
+
+    Template rules embed the service's ``labels`` and runbook URL; a mistake there is the service
+    owner's to fix, so it is reported at their line, not in the platform's template file.
+    """
+    match = _PROMTOOL_FIELD.match(message)
+    if spec is None or defn.template is None or match is None:
+        return None
+    key = match["key"]
+    if match["kind"] == "label":
+        return join("labels", key) if key in spec.labels else None
+    if key != "runbook_url":
+        return None
+    overrides = spec.alerts.get(defn.template)
+    if isinstance(overrides, dict) and "runbook_url" in overrides:
+        return join(join("alerts", defn.template), "runbook_url")
+    return "runbook_base_url"
+
+
 def promtool_check(
     rendered: Rendered, definitions: Sequence[AlertDefinition], specs: dict[str, ServiceSpec]
 ) -> list[Problem]:
@@ -751,6 +826,17 @@ def _check_real_rules(
             defns = by_service.get(service, [])
             if match and 0 < int(match["index"]) <= len(defns):
                 defn = defns[int(match["index"]) - 1]
+                user_path = _user_source(defn, spec, match["msg"])
+                if spec is not None and user_path is not None:
+                    problems.append(
+                        spec.problem(
+                            user_path,
+                            f"promtool: {match['msg']} (alert {defn.alert})",
+                            None,
+                            "a rule promtool accepts",
+                        )
+                    )
+                    continue
                 line_no = spec.line(defn.source_path) if spec and defn.template is None else None
                 problems.append(
                     Problem(

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from platform_obs.provisioning import limits
 from platform_obs.provisioning.model import Problem
 
 # libyaml's parser (inside PyYAML's wheels) composes ~15x faster than the pure-Python one and its
@@ -23,6 +24,30 @@ _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 class _Loader(_Base):  # type: ignore[valid-type,misc]
     """Safe loader; a subclass so nothing we do leaks into PyYAML's global resolver tables."""
+
+
+class _PyLoader(yaml.SafeLoader):
+    """The pure-Python loader: a file libyaml rejects is read again with it, so the messages
+    about broken files stay the same whichever parser found the problem."""
+
+    _depth = 0
+    _nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        # Stop at a limit instead of reading on: the pure-Python scanner is quadratic in the
+        # nesting depth, its composer recursive, and each value costs tens of microseconds.
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > limits.MAX_DEPTH + 1:
+                line = self.peek_event().start_mark.line + 1
+                raise limits.LimitExceeded(f"nested deeper than {limits.MAX_DEPTH} levels", line)
+            if self._nodes > limits.MAX_NODES:
+                line = self.peek_event().start_mark.line + 1
+                raise limits.LimitExceeded(limits.too_many_values(), line)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
 
 def join(path: str, key: str | int) -> str:
@@ -95,13 +120,42 @@ def _build(loader: _Loader, node: yaml.Node, path: str, doc: Located) -> Any:
 
 
 def parse(text: str, file: str) -> Located:
-    """Parse one YAML document; syntax errors become problems (data is then ``None``)."""
+    """Parse one YAML document; syntax errors and inputs over the limits become problems (data is
+    then ``None``)."""
+    doc = _parse(text, file, _Loader)
+    if doc.problems and _Base is not yaml.SafeLoader:
+        return _parse(text, file, _PyLoader)
+    return doc
+
+
+def _parse(text: str, file: str, loader_class: type[yaml.SafeLoader]) -> Located:
     doc = Located(file, None)
-    loader = _Loader(text)
+    loader = None
     try:
+        limits.check_text(text)
+        loader = loader_class(text)  # the reader refuses NUL and other unprintable characters here
         node = loader.get_single_node()
         if node is not None:
+            limits.check_tree(node)  # before _build, which would expand aliases without end
             doc.data = _build(loader, node, "", doc)
+    except limits.LimitExceeded as exc:
+        doc.problems.append(Problem(file, "", str(exc), None, "", exc.line))
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        doc.problems.append(
+            Problem(file, "", f"nested deeper than {limits.MAX_DEPTH} levels", None, "", None)
+        )
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        doc.problems.append(
+            Problem(
+                file,
+                "",
+                f"invalid YAML: character U+{exc.character:04X} is not allowed in YAML text",
+                None,
+                "printable UTF-8 text",
+                line,
+            )
+        )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         doc.problems.append(
@@ -116,15 +170,20 @@ def parse(text: str, file: str) -> Located:
         )
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(file, "", f"invalid YAML: {exc}"))
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        doc.problems.append(Problem(file, "", f"invalid YAML value: {str(exc).split(';')[0]}"))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 
 def load(path: Path) -> Located:
-    """Read and parse a YAML file; an unreadable file is a problem, not an exception."""
+    """Read and parse a YAML file; an unreadable or oversized file is a problem, not an exception."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = limits.read_text(path)
+    except limits.LimitExceeded as exc:
+        return Located(str(path), None, problems=[Problem(str(path), "", str(exc))])
     except (OSError, UnicodeDecodeError) as exc:
         return Located(
             str(path), None, problems=[Problem(str(path), "", f"cannot read file: {exc}")]

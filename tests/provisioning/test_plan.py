@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_apply import connect, run
 
+from platform_obs.provisioning import ownership
 from platform_obs.provisioning.plan import (
     HASH_TAG_PREFIX,
     build_plan,
@@ -35,7 +36,9 @@ def test_live_rule_normalises_to_the_rendered_rule(grafana: GrafanaDouble) -> No
     assert run(grafana, r).ok
     live = grafana.rule_groups[(service_folder_uid("a"), "a-alerts")]["rules"][0]
     assert {"id", "orgID", "updated", "provenance"} <= set(live)
-    assert normalise_rule(live) == normalise_rule(rule("a", "high-error-rate"))
+    # What was sent: the rendered rule plus its ownership marker.
+    sent = ownership.stamp_rule(rule("a", "high-error-rate"), ownership.Owner("", "a"))
+    assert normalise_rule(live) == normalise_rule(sent)
 
 
 @pytest.mark.parametrize(
@@ -107,7 +110,14 @@ def test_json_output(grafana: GrafanaDouble) -> None:
     plan = build_plan(rendered(["a"]), connect(grafana))
     doc = json.loads(render_json(plan))
     assert doc["has_changes"] is True
-    assert doc["summary"] == {"create": 4, "update": 0, "delete": 0, "unchanged": 0, "skip": 0}
+    assert doc["summary"] == {
+        "create": 4,
+        "update": 0,
+        "delete": 0,
+        "unchanged": 0,
+        "skip": 0,
+        "refuse": 0,
+    }
     kinds = [c["kind"] for c in doc["changes"]]
     assert kinds == ["folder", "folder", "dashboard", "rule_group"]
     assert all("payload" not in c for c in doc["changes"])

@@ -156,7 +156,7 @@ def test_duplicates_across_services() -> None:
         p.message
         for p in validate.check_rendered(twice, result.definitions, specs, run_promtool=False)
     ]
-    assert any("dashboard uid collides" in m for m in messages)
+    assert any("dashboard uid is used twice" in m for m in messages)
     assert any("rule uid is used twice" in m for m in messages)
 
 

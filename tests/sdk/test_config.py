@@ -98,7 +98,7 @@ def test_resource_attributes_with_sensitive_keys_are_redacted_when_described() -
         ),
         (
             {"OTEL_BSP_MAX_QUEUE_SIZE": "-3"},
-            "environment variable OTEL_BSP_MAX_QUEUE_SIZE has invalid value '-3': expected a positive integer",
+            "environment variable OTEL_BSP_MAX_QUEUE_SIZE has invalid value '-3': expected a whole number from 1 to 2147483647",
         ),
         (
             {"OTEL_SDK_DISABLED": "yes"},

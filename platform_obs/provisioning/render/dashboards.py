@@ -26,7 +26,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
-from platform_obs.provisioning import model
+from platform_obs.provisioning import model, ownership
 from platform_obs.provisioning.placeholders import Scope, expand
 from platform_obs.provisioning.render.scope import ENV_LABEL, SERVICE_LABEL, dashboard_scope
 from platform_obs.provisioning.spec import ServiceSpec
@@ -40,9 +40,9 @@ TARGET_META_KEY = "platformObs"
 
 def folders_for(spec: ServiceSpec) -> tuple[model.Folder, model.Folder]:
     """The team folder and, inside it, the service folder."""
-    team = model.Folder(uid=model.stable_uid("po", "team", spec.team), title=spec.team)
+    team = model.Folder(uid=ownership.team_folder_uid(spec.team), title=spec.team)
     service = model.Folder(
-        uid=model.stable_uid("po", spec.name), title=spec.name, parent_uid=team.uid
+        uid=ownership.service_folder_uid(spec.name), title=spec.name, parent_uid=team.uid
     )
     return team, service
 
