@@ -149,9 +149,8 @@ def _rule_terms(rule: dict[str, Any]) -> dict[str, Any]:
             evaluator = ((model.get("conditions") or [{}])[0]).get("evaluator") or {}
             params = evaluator.get("params") or []
             out["threshold"] = params[0] if len(params) == 1 else params
-            out["comparison"] = {"gt": ">", "lt": "<"}.get(
-                evaluator.get("type"), evaluator.get("type")
-            )
+            kind = str(evaluator.get("type"))
+            out["comparison"] = {"gt": ">", "lt": "<"}.get(kind, kind)
             model = {k: v for k, v in model.items() if k != "conditions"}
             _flatten({**data, "model": model}, f"expression {ref}", out)
         else:

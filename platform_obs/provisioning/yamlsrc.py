@@ -80,7 +80,7 @@ class Located:
         return Problem(self.file, path, message, value, expected, self.line(path))
 
 
-def _build(loader: _Loader, node: yaml.Node, path: str, doc: Located) -> Any:
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: str, doc: Located) -> Any:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<:` merge keys

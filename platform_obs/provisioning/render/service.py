@@ -69,7 +69,7 @@ def render_service(spec: ServiceSpec, templates: Templates) -> ServiceOutput:
 
 #: Fields dashboards never read (tests/provisioning/test_render_service.py proves it), left out
 #: of the dashboards' shape so services that differ only in alerting share their dashboards.
-DASHBOARD_BLIND = {
+DASHBOARD_BLIND: dict[str, Any] = {
     "tier": 0,
     "receiver": "",
     "labels": {},
