@@ -164,7 +164,8 @@ def hash_tag(tags: Iterable[Any]) -> str | None:
 
 def desired_dashboard(d: Dashboard, owner: Owner | None = None) -> dict[str, Any]:
     """The dashboard JSON apply sends: model + tags + ownership marker + content hash tag."""
-    model = copy.deepcopy(d.model)
+    # Only top-level keys change: a shallow copy (a deep copy per dashboard dominated planning).
+    model = dict(d.model)
     for server_field in ("id", "version"):
         model.pop(server_field, None)
     tags = _strip_hash_tags(model.get("tags") or [])
@@ -197,11 +198,8 @@ def _is_empty(value: Any) -> bool:
 
 def normalise_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """A rule with server-owned fields and empty/default values removed, durations in seconds."""
-    out = {
-        k: copy.deepcopy(v)
-        for k, v in rule.items()
-        if k not in _SERVER_RULE_FIELDS and not _is_empty(v)
-    }
+    # Shallow: only top-level keys change, and normalised rules are only read (compared, shown).
+    out = {k: v for k, v in rule.items() if k not in _SERVER_RULE_FIELDS and not _is_empty(v)}
     if out.get("isPaused") is False:
         del out["isPaused"]
     for key in _RULE_DURATION_FIELDS:
