@@ -261,6 +261,18 @@ def _grafana_errors(fn: Callable[[], Any]) -> Any:
         _fail(str(exc), EXIT_GRAFANA)
 
 
+def _check_receivers(rendered: Rendered, grafana: Grafana) -> None:
+    """Refuse rules routed to contact points Grafana does not have (before any write)."""
+    from platform_obs.provisioning import receivers
+
+    problems = _grafana_errors(lambda: receivers.check(rendered, grafana))
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        n = len(problems)
+        _fail(f"{n} problem{'s' if n != 1 else ''} found; nothing was written", EXIT_INVALID)
+
+
 # --- validate / render --------------------------------------------------------------------------
 
 
@@ -432,6 +444,7 @@ def plan(
         the_plan = _grafana_errors(
             lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         )
+        _check_receivers(rendered, grafana)
     _print_plan(the_plan, output, color=_use_color(color), show_json=show_json)
     if the_plan.refused:
         _fail(_refused_message(the_plan), EXIT_INVALID)
@@ -533,6 +546,7 @@ def apply(
         the_plan: Plan = _grafana_errors(
             lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         )
+        _check_receivers(rendered, grafana)  # before any write
         _print_plan(the_plan, "text", color=_use_color(color), show_json=show_json)
         if the_plan.refused:
             _fail(_refused_message(the_plan), EXIT_INVALID)

@@ -186,9 +186,7 @@ def render_files(
     teams = {g.service: team(g.folder_uid) for g in rendered.rule_groups}
     for rule_file in rendered.prometheus_rules:
         tokens = [rule_file.service, teams.get(rule_file.service, "")]
-        files[f"{PROMETHEUS_DIR}/{rule_file.service}.rules.yaml"] = yaml_shapes(
-            rule_file.document, tokens
-        )
+        files[f"{PROMETHEUS_DIR}/{rule_file.file_name}"] = yaml_shapes(rule_file.document, tokens)
     files.update(rendered.extra_files)
     return files
 

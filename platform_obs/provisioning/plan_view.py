@@ -241,7 +241,14 @@ def _panel_terms(panel: dict[str, Any]) -> dict[str, Any]:
             if key in target:
                 out[f"query {ref}"] = target.pop(key)
         _flatten(target, f"query {ref}", out)
-    _flatten(rest, "", out)
+    fields: dict[str, Any] = {}
+    _flatten(rest, "", fields)
+    for key, value in fields.items():
+        # The panel's threshold line is the alert threshold drawn on it.
+        step = key.removeprefix("fieldConfig.defaults.thresholds.steps")
+        if step != key and step.endswith("].value"):
+            key = f"threshold line{step.removesuffix('.value')}"
+        out[key] = value
     return out
 
 

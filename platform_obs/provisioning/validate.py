@@ -25,12 +25,23 @@ from typing import Any
 import promql_parser
 
 from platform_obs import conventions
-from platform_obs.provisioning import durations, gotemplate, limits, outputs, ownership
-from platform_obs.provisioning.model import Problem, Rendered, RuleGroup
-from platform_obs.provisioning.placeholders import did_you_mean, known_labels, known_series
+from platform_obs.provisioning import durations, gotemplate, limits, outputs, ownership, units
+from platform_obs.provisioning.model import Problem, PrometheusRuleFile, Rendered, RuleGroup
+from platform_obs.provisioning.placeholders import (
+    RECORDED_PREFIXES,
+    Scope,
+    did_you_mean,
+    expand_value,
+    known_labels,
+    known_series,
+)
 from platform_obs.provisioning.render.dashboards import TARGET_META_KEY
-from platform_obs.provisioning.render.definitions import AlertDefinition, applicable_templates
-from platform_obs.provisioning.render.scope import series_selector
+from platform_obs.provisioning.render.definitions import (
+    AlertDefinition,
+    applicable_templates,
+    resolve_params,
+)
+from platform_obs.provisioning.render.scope import series_selector, slo_values
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import IMPLICIT_PARAMS, Parameter, Templates
 from platform_obs.provisioning.yamlsrc import join
@@ -101,18 +112,29 @@ def check_spec(spec: ServiceSpec, templates: Templates) -> list[Problem]:
                         f"a {req} section under slos, or drop this dashboard",
                     )
                 )
+    for i, env in enumerate(spec.paging_environments or ()):
+        if env not in spec.environments:
+            problems.append(
+                spec.problem(
+                    join("paging_environments", i),
+                    "not one of the service's environments",
+                    env,
+                    "one of " + ", ".join(spec.environments),
+                )
+            )
     if spec.slos and spec.slos.latency is not None:
         threshold = spec.slos.latency.threshold
         buckets = conventions.HTTP_SERVER_REQUEST_DURATION.buckets or ()
-        if not any(abs(threshold - b) < 1e-9 for b in buckets):
+        if not _on_boundary(threshold, buckets):
             problems.append(
                 spec.problem(
                     "slos.latency.threshold",
                     "latency threshold must be a histogram bucket boundary (for an exact SLI)",
-                    threshold,
-                    "seconds, one of " + ", ".join(format(b, "g") for b in buckets),
+                    units.format_latency(threshold),
+                    "one of " + ", ".join(units.format_latency(b) for b in buckets),
                 )
             )
+    problems.extend(_can_fire(spec, templates))
     for key, overrides in spec.alerts.items():
         path = join("alerts", key)
         alert_template = templates.alerts.get(key)
@@ -168,6 +190,109 @@ def check_spec(spec: ServiceSpec, templates: Templates) -> list[Problem]:
         names.setdefault(custom.name.lower(), custom.name)
     problems.extend(_template_problems(spec))
     return problems
+
+
+def _on_boundary(value: float, buckets: Sequence[float]) -> bool:
+    return any(abs(value - b) < 1e-9 for b in buckets)
+
+
+def _burn_tier(rule_expr: str) -> str | None:
+    match = re.search(r"\$\{burn_rate:([A-Za-z0-9_-]+)\}", rule_expr)
+    return match[1] if match else None
+
+
+def _can_fire(spec: ServiceSpec, templates: Templates) -> list[Problem]:
+    """Alerts that can never fire, refused: latencies past the histogram's largest bucket, and
+    burn-rate tiers whose threshold (factor x budget) is 1 or more on a 0..1 ratio."""
+    problems = []
+    for template in applicable_templates(spec, templates):
+        overrides = spec.alerts.get(template.id)
+        if isinstance(overrides, dict) and any(
+            n in template.parameters and template.parameters[n].check(v)
+            for n, v in overrides.items()
+        ):
+            continue  # a bad value: reported by _check_params
+        params = resolve_params(spec, template)
+        for name, param in template.parameters.items():
+            metric = conventions.METRICS.get(param.histogram or "")
+            value = params.get(name)
+            if metric is None or not isinstance(value, int | float) or not metric.buckets:
+                continue
+            path = join(join("alerts", template.id), name)
+            top = max(metric.buckets)
+            if value >= top:
+                problems.append(
+                    spec.problem(
+                        path,
+                        f"{template.id} can never fire: {metric.name}'s largest bucket is "
+                        f"{units.format_latency(top)}, so its quantiles never exceed that",
+                        units.format_latency(value),
+                        f"a latency below {units.format_latency(top)}",
+                    )
+                )
+        burn = template.burn_rate
+        if burn is None or spec.slos is None:
+            continue
+        budget = float(slo_values(spec).get(f"{burn.slo}.budget", 0.0))
+        scope = Scope(params=params)
+        for rule in template.rules:
+            tier = _burn_tier(rule.expr)
+            if tier is None or str(expand_value(rule.enabled, scope)).lower() != "true":
+                continue
+            for pair in burn.windows.get(spec.slos.window, {}).get(tier, ()):
+                if pair.factor * budget < 1:
+                    continue
+                objective = f"slos.{burn.slo}.objective"
+                percent = (1 - 1 / pair.factor) * 100
+                problems.append(
+                    spec.problem(
+                        objective,
+                        f"the {tier} tier of {template.id} can never fire: its threshold "
+                        f"{pair.factor:g} x budget {budget:g} = {pair.factor * budget:.3g} is "
+                        "not below 1, and an error ratio never exceeds 1",
+                        _objective_value(spec, burn.slo),
+                        f"an objective above {percent:.4g}%, or alerts.{template.id}.{tier}: false",
+                    )
+                )
+                break
+    return problems
+
+
+def _objective_value(spec: ServiceSpec, slo: str) -> float | None:
+    assert spec.slos is not None
+    if slo == "availability":
+        return spec.slos.availability
+    return spec.slos.latency.objective if spec.slos.latency else None
+
+
+def check_spec_warnings(spec: ServiceSpec, templates: Templates) -> list[Problem]:
+    """What works but misleads: latency thresholds between histogram bucket boundaries."""
+    warnings = []
+    for template in applicable_templates(spec, templates):
+        overrides = spec.alerts.get(template.id)
+        if not isinstance(overrides, dict):
+            continue
+        for name, value in overrides.items():
+            param = template.parameters.get(name)
+            metric = conventions.METRICS.get(param.histogram or "") if param else None
+            seconds = param.normalise(value) if param else None
+            if metric is None or not metric.buckets or not isinstance(seconds, float):
+                continue
+            if seconds < max(metric.buckets) and not _on_boundary(seconds, metric.buckets):
+                below = max((b for b in metric.buckets if b < seconds), default=0.0)
+                above = min(b for b in metric.buckets if b > seconds)
+                warnings.append(
+                    spec.problem(
+                        join(join("alerts", template.id), str(name)),
+                        f"not a bucket boundary of {metric.name}: the quantile is interpolated "
+                        f"between {units.format_latency(below)} and "
+                        f"{units.format_latency(above)}, so the alert fires on an estimate",
+                        value,
+                        "a bucket boundary: "
+                        + ", ".join(units.format_latency(b) for b in metric.buckets),
+                    )
+                )
+    return warnings
 
 
 _TEMPLATE_EXPECTED = "a Go template both Grafana and Prometheus accept, e.g. {{ $labels.instance }}"
@@ -279,7 +404,11 @@ def _parse_and_check(expr: str, *, strict_names: bool, alert: bool) -> list[tupl
 
     def visit(node: Any) -> bool:
         if isinstance(node, promql_parser.VectorSelector):
-            if node.name and node.name not in series:
+            if (
+                node.name
+                and node.name not in series
+                and not node.name.startswith(RECORDED_PREFIXES)
+            ):
                 problems.append(
                     (
                         f"metric is not in the conventions{did_you_mean(node.name, series)}",
@@ -677,12 +806,11 @@ def _shape_rule(
     def swap(text: str) -> str:
         return text.replace(spec.name, _STAND_IN["name"]).replace(spec.team, _STAND_IN["team"])
 
-    return {
-        **rule,
-        "expr": rule["expr"].replace(*_selectors(spec, memo)),
-        "labels": {k: swap(v) for k, v in rule.get("labels", {}).items()},
-        "annotations": {k: swap(v) for k, v in rule.get("annotations", {}).items()},
-    }
+    shaped = {**rule, "expr": str(rule.get("expr", "")).replace(*_selectors(spec, memo))}
+    for key in ("labels", "annotations"):
+        if key in rule:
+            shaped[key] = {k: swap(str(v)) for k, v in (rule[key] or {}).items()}
+    return shaped
 
 
 class PromtoolRun:
@@ -713,7 +841,11 @@ class PromtoolRun:
             defns = self.by_service.get(rule_file.service, [])
             for group in rule_file.document.get("groups", []):
                 for i, rule in enumerate(group.get("rules", [])):
-                    templated = i < len(defns) and defns[i].template is not None
+                    # alerting rules map to definitions by position; recording rules all
+                    # come from templates
+                    templated = rule_file.kind != "alerts" or (
+                        i < len(defns) and defns[i].template is not None
+                    )
                     shaped = _shape_rule(rule, spec, memo) if spec and templated else rule
                     key = json.dumps([group.get("interval"), shaped], sort_keys=True)
                     if key not in index:
@@ -799,13 +931,13 @@ def _check_real_rules(
     """promtool on the real rule files of ``services`` (one process), problems per source."""
     problems: list[Problem] = []
     with tempfile.TemporaryDirectory(prefix="po-rules-") as tmp:
-        files: dict[str, str] = {}
+        files: dict[str, PrometheusRuleFile] = {}
         for rule_file in rendered.prometheus_rules:
             if rule_file.service not in services:
                 continue
-            path = Path(tmp) / f"{rule_file.service}.rules.yaml"
+            path = Path(tmp) / rule_file.file_name
             path.write_text(outputs.dump_yaml(rule_file.document), encoding="utf-8")
-            files[str(path)] = rule_file.service
+            files[str(path)] = rule_file
         if not files:
             return []
         result = subprocess.run(
@@ -820,10 +952,11 @@ def _check_real_rules(
             file = line.split(":", 1)[0]
             if file not in files:
                 continue
-            service = files[file]
+            rule_file = files[file]
+            service = rule_file.service
             spec = specs.get(service)
             match = _PROMTOOL_RULE.search(line)
-            defns = by_service.get(service, [])
+            defns = by_service.get(service, []) if rule_file.kind == "alerts" else []
             if match and 0 < int(match["index"]) <= len(defns):
                 defn = defns[int(match["index"]) - 1]
                 user_path = _user_source(defn, spec, match["msg"])
@@ -853,7 +986,7 @@ def _check_real_rules(
                     Problem(
                         spec.file if spec else service,
                         "",
-                        "promtool: " + line.replace(file, f"{service}.rules.yaml"),
+                        "promtool: " + line.replace(file, rule_file.file_name),
                     )
                 )
     return problems

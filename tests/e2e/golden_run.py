@@ -68,7 +68,7 @@ slos:
   latency: {{threshold: 250ms, objective: 99}}
 alerts:
   high-error-ratio: {{threshold: 0.1, window: 10s, for: 2s}}
-  high-latency: {{threshold: 0.2, window: 10s, for: 2s}}
+  high-latency: {{threshold: 250ms, window: 10s, for: 2s}}
   slo-availability-burn-rate: {{page_for: 2s, ticket_for: 2s}}
   slo-latency-burn-rate: {{page_for: 2s, ticket_for: 2s}}
 """
@@ -184,7 +184,9 @@ class GoldenPath:
     loads: dict[str, Load]
     rendered: Rendered
     templates_dir: Path
+    #: The alerting rules; ``rule_files`` adds the SLO recording rules they read.
     rule_file: Path
+    rule_files: list[Path] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -247,12 +249,18 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoldenPath]:
     config_dir.mkdir()
     (config_dir / "platform-obs.yaml").write_text(SERVICE_CONFIG, encoding="utf-8")
     rendered = build([config_dir], templates_dir=templates_dir)
-    (rule_doc,) = [r.document for r in rendered.prometheus_rules if r.service == SERVICE]
-    for group in rule_doc["groups"]:
-        # Service configs allow multiples of 10s (Grafana's rule); Prometheus evaluates every 1s.
-        group["interval"] = "1s"
+    rule_files = []
+    for rules in rendered.prometheus_rules:  # the alerts, and the SLO recordings they read
+        assert rules.service == SERVICE
+        for group in rules.document["groups"]:
+            # Service configs allow multiples of 10s (Grafana's rule); Prometheus evaluates
+            # every 1s.
+            group["interval"] = "1s"
+        path = tmp / rules.file_name
+        path.write_text(yaml.safe_dump(rules.document, sort_keys=False), encoding="utf-8")
+        rule_files.append(path)
     rule_file = tmp / f"{SERVICE}.rules.yaml"
-    rule_file.write_text(yaml.safe_dump(rule_doc, sort_keys=False), encoding="utf-8")
+    assert rule_file in rule_files and len(rule_files) == 2
 
     with contextlib.ExitStack() as stack:
         rx = stack.enter_context(OtlpReceiver())
@@ -264,7 +272,7 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoldenPath]:
         am = stack.enter_context(AlertmanagerServer())
         prom = stack.enter_context(
             PrometheusServer(
-                rule_files=[rule_file],
+                rule_files=rule_files,
                 scrape_targets=[s.metrics_target for s in services.values()],
                 alertmanager=am.address,
             )
@@ -281,4 +289,6 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoldenPath]:
             30,
             what="both services scraped",
         )
-        yield GoldenPath(prom, am, rx, services, loads, rendered, templates_dir, rule_file)
+        yield GoldenPath(
+            prom, am, rx, services, loads, rendered, templates_dir, rule_file, rule_files
+        )

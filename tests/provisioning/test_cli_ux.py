@@ -70,12 +70,13 @@ def test_plan_names_rules_and_fields_in_config_terms(grafana: GrafanaDouble, cha
     result = invoke(grafana, "plan", str(changed), "--no-promtool")
     assert result.exit_code == 0, result.output
     text = result.stdout
-    assert "checkout\n  ~ rule group po-checkout/checkout\n" in text
-    assert '      ~ alert "High error ratio"\n' in text
+    assert text.startswith("checkout\n") and "  ~ rule group po-checkout/checkout\n" in text
+    assert '      ~ alert "HighErrorRatio"\n' in text
+    assert "          ~ threshold line[1]: 0.02 → 0.03\n" in text  # the line on the panel
     assert "          ~ for: 5m → 10m\n" in text
     assert "          ~ threshold: 0.02 → 0.03\n" in text
     assert '      + alert "CheckoutPaymentProviderErrors"\n' in text
-    assert "          + severity: critical\n" in text
+    assert "          + severity:" in text
     # the raw JSON of what Grafana stores only behind --diff
     for raw in ("relativeTimeRange", "$B == $B", '"for": 300', "rendered/rule_group"):
         assert raw not in text
@@ -87,11 +88,10 @@ def test_plan_names_rules_and_fields_in_config_terms(grafana: GrafanaDouble, cha
 
 def test_markdown_plan_for_a_pull_request(grafana: GrafanaDouble, changed: Path) -> None:
     md = invoke(grafana, "plan", str(changed), "--no-promtool", "-o", "markdown").stdout
-    summary = md.index("**Plan: 0 to create, 1 to update, 0 to delete")
-    table = md.index(
-        "| checkout | 0 | 1 | 0 | ~ rule group (1 alert(s) added, 1 alert(s) changed) |"
-    )
-    folded = md.index("<details><summary><b>checkout</b>: 1 to update</summary>")
+    summary = md.index("**Plan: 0 to create, 2 to update, 0 to delete")
+    table = md.index("| checkout | 0 | 2 | 0 | ~ dashboard `checkout-overview`; ~ rule group (1 ")
+    assert "~ rule group (1 alert(s) added, 1 alert(s) changed) |" in md
+    folded = md.index("<details><summary><b>checkout</b>: 2 to update</summary>")
     assert summary < table < folded
     assert "~         for: 5m → 10m" in md  # symbol first: GitHub colours the diff block
     assert "\x1b[" not in md
@@ -182,14 +182,14 @@ def test_apply_on_a_terminal_shows_the_plan_and_asks(grafana: GrafanaDouble, cha
     code, output = _pty_run(args, _env(grafana), answer="n")
     text = ANSI.sub("", output)
     assert code == 1, text
-    assert text.index("~ for: 5m → 10m") < text.index("Apply 1 change to ")
+    assert text.index("~ for: 5m → 10m") < text.index("Apply 2 changes to ")
     assert "[y/N]" in text and "Apply cancelled; nothing was written." in text
     assert grafana.writes() == []
 
     code, output = _pty_run(args, _env(grafana), answer="y")
     assert code == 0, output
-    assert "Apply: 0 created, 1 updated" in ANSI.sub("", output)
-    assert len(grafana.writes()) == 1
+    assert "Apply: 0 created, 2 updated" in ANSI.sub("", output)
+    assert len(grafana.writes()) == 2
 
 
 def test_apply_without_a_terminal_or_with_yes_does_not_ask(
@@ -197,7 +197,7 @@ def test_apply_without_a_terminal_or_with_yes_does_not_ask(
 ) -> None:
     result = invoke(grafana, "apply", str(changed), "--no-promtool")  # stdin is not a terminal
     assert result.exit_code == 0, result.output
-    assert "[y/N]" not in result.output and len(grafana.writes()) == 1
+    assert "[y/N]" not in result.output and len(grafana.writes()) == 2
 
 
 def test_yes_skips_the_question_on_a_terminal(
@@ -208,7 +208,7 @@ def test_yes_skips_the_question_on_a_terminal(
     assert asked.exit_code == 1 and "[y/N]" in asked.output and grafana.writes() == []
     result = invoke(grafana, "apply", str(changed), "--no-promtool", "-y")
     assert result.exit_code == 0, result.output
-    assert "[y/N]" not in result.output and len(grafana.writes()) == 1
+    assert "[y/N]" not in result.output and len(grafana.writes()) == 2
 
 
 # --- one PATH argument, one default, one meaning per option -------------------------------------
