@@ -67,19 +67,6 @@ def render_service(spec: ServiceSpec, templates: Templates) -> ServiceOutput:
     return ServiceOutput(list(folders), boards, defns, group, rule_file)
 
 
-#: Fields dashboards never read (tests/provisioning/test_render_service.py proves it), left out
-#: of the dashboards' shape so services that differ only in alerting share their dashboards.
-DASHBOARD_BLIND: dict[str, Any] = {
-    "tier": 0,
-    "receiver": "",
-    "labels": {},
-    "environments": (),
-    "evaluation_interval": "",
-    "alerts": {},
-    "custom_alerts": (),
-}
-
-
 class Renderer:
     """Renders services, sharing the work between configs of the same shape."""
 
@@ -94,7 +81,7 @@ class Renderer:
         if _has_sentinel(dataclasses.replace(spec, lines={})):
             return render_service(spec, self.templates)
         stand_in = _stand_in(spec)
-        boards = self._dashboards(spec, dataclasses.replace(stand_in, **DASHBOARD_BLIND))
+        boards = self._dashboards(spec, stand_in)
         defns, group, rule_file = self._alerting(spec, stand_in, folders[-1].uid)
         return ServiceOutput(folders, boards, defns, group, rule_file)
 
