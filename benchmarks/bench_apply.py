@@ -7,10 +7,11 @@ Grafana double answering every request after ``--latency-ms`` (default 20 ms), a
     requests    HTTP requests the first apply made (reads + writes)
     apply s     first apply into an empty Grafana (target: <= 60 s for N = 1,000 at 20 ms)
     dry-run s   the same command with --dry-run: everything but the writes
+    writes s    apply s - dry-run s: what the writes add
     floor s     the same requests replayed by a bare HTTP client (niquests, one session per
                 thread, same parallelism, folders first) against a fresh double with the same
                 latency, in its own process: the network cost with nothing else
-    ratio       apply s / floor s
+    ratio       apply s / floor s (whole command) and writes s / floor s (the HTTP part)
     no-op s     apply again: nothing to write
     no-op reqs  requests of that no-op apply (constant in N where Grafana has the rule export)
 
@@ -37,6 +38,9 @@ from grafana_double import GrafanaDouble  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "service-config" / "platform-obs.yaml"
 TARGET_SECONDS_AT_1000 = 60.0
+TEAMS = 37
+#: Every receiver the generated configs name exists as a contact point (apply checks them).
+RECEIVERS = tuple(f"team-{t:02d}-{kind}" for t in range(TEAMS) for kind in ("oncall", "infra"))
 
 #: Replays recorded requests with a bare client: the floor.
 FLOOR = r"""
@@ -69,7 +73,7 @@ def write_configs(directory: Path, n: int) -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     for i in range(n):
         name = f"svc-{i:04d}"
-        team = f"team-{i % 37:02d}"
+        team = f"team-{i % TEAMS:02d}"
         body = (
             text.replace("service: checkout", f"service: {name}")
             .replace('service_name="checkout"', f'service_name="{name}"')
@@ -141,7 +145,7 @@ def measure(n: int, latency: float, parallelism: int) -> dict[str, float]:
         configs.mkdir()
         write_configs(configs, n)
         par = ("--parallelism", str(parallelism))
-        with GrafanaDouble(latency=latency) as double:
+        with GrafanaDouble(latency=latency, contact_points=RECEIVERS) as double:
             dry, _ = cli(configs, double, "--dry-run", *par)
             double.reset_requests()
             first, _summary = cli(configs, double, *par)
@@ -179,7 +183,8 @@ def main(argv: list[str]) -> int:
     )
     header = (
         f"{'N':>6} {'objects':>8} {'requests':>8} {'apply s':>8} {'dry-run s':>9} "
-        f"{'floor s':>8} {'ratio':>6} {'no-op s':>8} {'no-op reqs':>10}"
+        f"{'writes s':>8} {'floor s':>8} {'ratio':>6} {'w/floor':>7} {'no-op s':>8} "
+        f"{'no-op reqs':>10}"
     )
     print(header)
     rows = []
@@ -188,7 +193,8 @@ def main(argv: list[str]) -> int:
         rows.append(r)
         print(
             f"{r['n']:>6} {r['objects']:>8} {r['requests']:>8} {r['apply']:>8.2f} "
-            f"{r['dry']:>9.2f} {r['floor']:>8.2f} {r['apply'] / r['floor']:>6.1f} "
+            f"{r['dry']:>9.2f} {r['apply'] - r['dry']:>8.2f} {r['floor']:>8.2f} "
+            f"{r['apply'] / r['floor']:>6.1f} {(r['apply'] - r['dry']) / r['floor']:>7.1f} "
             f"{r['noop']:>8.2f} {r['noop_requests']:>10}",
             flush=True,
         )

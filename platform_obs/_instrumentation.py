@@ -17,6 +17,7 @@ import importlib.machinery
 import importlib.util
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -116,10 +117,43 @@ class _Requirement(NamedTuple):
         return self.installed is not None and _contains(self.supported, self.installed)
 
 
-def _contains(specifier: str, installed: str) -> bool:
-    from packaging.specifiers import SpecifierSet
+_CLAUSE = re.compile(r"(~=|===?|!=|<=|>=|<|>)\s*(\d+(?:\.\d+)*)")
+_RELEASE = re.compile(r"\d+(?:\.\d+)*")
+_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)")
 
-    return SpecifierSet(specifier).contains(installed, prereleases=True)
+
+def _contains(specifier: str, installed: str) -> bool:
+    """Version ranges as instrumentations write them (``>= 1.0, < 2.1``), without importing
+    ``packaging`` (its import alone was half of init()); anything fancier goes to ``packaging``."""
+    clauses = [c.strip() for c in specifier.split(",") if c.strip()]
+    parsed = [_CLAUSE.fullmatch(c) for c in clauses]
+    if not _RELEASE.fullmatch(installed) or not all(parsed):
+        from packaging.specifiers import SpecifierSet
+
+        return SpecifierSet(specifier).contains(installed, prereleases=True)
+    have = tuple(int(x) for x in installed.split("."))
+    for match in parsed:
+        assert match is not None
+        op, text = match.groups()
+        want = tuple(int(x) for x in text.split("."))
+        width = max(len(have), len(want))
+        a, b = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
+        if op == "~=":
+            prefix = want[:-1] if len(want) > 1 else want
+            ok = a >= b and have[: len(prefix)] == prefix
+        else:
+            ok = {
+                "==": a == b,
+                "===": a == b,
+                "!=": a != b,
+                "<=": a <= b,
+                ">=": a >= b,
+                "<": a < b,
+                ">": a > b,
+            }[op]
+        if not ok:
+            return False
+    return True
 
 
 _versions: dict[str, str | None] = {}
@@ -135,12 +169,14 @@ def _installed_version(package: str) -> str | None:
 
 
 def _requirements(dependencies: Iterable[str]) -> list[_Requirement]:
-    from packaging.requirements import Requirement
-
     out = []
     for text in dependencies:
-        req = Requirement(text)
-        out.append(_Requirement(req.name, str(req.specifier), _installed_version(req.name)))
+        match = _NAME.fullmatch(text.partition(";")[0])
+        if match is None:
+            raise ValueError(f"cannot read the requirement {text!r}")
+        name, specifier = match.groups()
+        specifier = specifier.strip().strip("()").replace(" ", "")
+        out.append(_Requirement(name, specifier, _installed_version(name)))
     return out
 
 
@@ -499,7 +535,7 @@ def survey(disabled: Iterable[str] = ()) -> list[InstrumentationStatus]:
                 elif wrong:
                     status = _unsupported(ep.name, wrong[0])
                 else:
-                    first = (candidate.requirements or [None])[0]
+                    first = candidate.requirements[0] if candidate.requirements else None
                     status = InstrumentationStatus(
                         ep.name,
                         "instrumented when imported",

@@ -6,7 +6,7 @@ patterns. Decisions are cached per key: keys repeat, so the hot path is one dict
 Values are searched at any depth: every :class:`~collections.abc.Mapping` (``OrderedDict``,
 ``defaultdict``, ``MappingProxyType``, request-header objects), objects with ``keys()`` and
 ``items()`` (``email.message.Message``, werkzeug ``Headers``), and lists, tuples, sets and frozensets
-of them; ``(name, value)`` pairs (WSGI/ASGI raw header lists) count as keys too. Nothing is changed in
+of them; ``(name, value)`` tuples (WSGI/ASGI raw header lists) count as keys too. Nothing is changed in
 place: a value that needs no redaction is returned as is (no copy on the hot path), one that does is
 returned as a redacted copy (mappings become ``dict``, sequences ``list``). Depth is bounded and
 cycles are cut, so whatever is returned is finite and acyclic.
@@ -163,7 +163,7 @@ class Redactor:
 
     def _redact_sequence(self, value: Any, depth: int, path: tuple[int, ...]) -> Any:
         if (
-            isinstance(value, (list, tuple))
+            type(value) is tuple  # a list of two strings is more often data than a pair
             and len(value) == 2
             and _key_text(value[0]) is not None
             and self._key_sensitive(value[0])

@@ -19,6 +19,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -177,6 +178,7 @@ class GrafanaDouble:
         *,
         grafana_version: str = "11.6.0",
         viewer_token: str | None = None,
+        contact_points: Sequence[str] = ("grafana-default-email",),
         latency: float = 0.0,
         mount: str = "",
     ) -> None:
@@ -197,6 +199,11 @@ class GrafanaDouble:
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, dict[str, Any]] = {}
         self.rule_groups: dict[tuple[str, str], dict[str, Any]] = {}
+        # Grafana starts with one email contact point; rules may only route to existing ones.
+        self.contact_points: list[dict[str, Any]] = [
+            {"uid": f"cp-{i}", "name": name, "type": "email", "settings": {"addresses": "x@y"}}
+            for i, name in enumerate(contact_points)
+        ]
         self._dashboard_history: dict[str, list[dict[str, Any]]] = {}
         self._injections: list[Injection] = []
         self._next_id = 1
@@ -555,6 +562,11 @@ class GrafanaDouble:
                 return {"GET": (self._list_rules, ()), "POST": (self._post_rule, ())}.get(method)
             if q == ["alert-rules", "export"] and method == "GET":
                 return self._export_all, ()
+            if q == ["contact-points"]:
+                return {
+                    "GET": (self._list_contact_points, ()),
+                    "POST": (self._post_contact_point, ()),
+                }.get(method)
             if len(q) == 2 and q[0] == "alert-rules":
                 return {
                     "GET": (self._get_rule, (q[1],)),
@@ -1296,6 +1308,19 @@ class GrafanaDouble:
                 raise _provenance_mismatch(provenance, rule["provenance"])
         del self.rule_groups[key]
         return _Response(204)
+
+    def _list_contact_points(self, **kw: Any) -> _Response:
+        name = kw["query"].get("name", [None])[0]
+        points = [c for c in self.contact_points if name is None or c["name"] == name]
+        return _Response(200, copy.deepcopy(points))
+
+    def _post_contact_point(self, **kw: Any) -> _Response:
+        body = kw["body"]
+        if not isinstance(body, dict) or not body.get("name") or not body.get("type"):
+            raise ApiError(400, "contact point needs a name and a type")
+        point = {"uid": body.get("uid") or f"cp-{len(self.contact_points)}", **body}
+        self.contact_points.append(point)
+        return _Response(202, copy.deepcopy(point))
 
     def _list_rules(self, **kw: Any) -> _Response:
         return _Response(200, copy.deepcopy(self.all_rules()))

@@ -9,6 +9,7 @@ says, counts every request exactly once. Before, workers 2.. died with "Address 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,15 @@ def test_uvicorn_workers_each_serve_their_metrics_and_the_overview_has_data(
             codes = traffic(f"http://127.0.0.1:{port}", [f"/orders/{i}" for i in range(REQUESTS)])
             assert codes == [200] * REQUESTS
             _check(server, prom, "orders-api", WORKERS)
-            empty = [q for q in queries if not prom.query(q)]
+            # rate() needs two scrapes of a series: give the 1 s scrapes a moment.
+            empty: list[str] = []
+
+            def overview_has_data() -> bool:
+                empty[:] = [q for q in queries if not prom.query(q)]
+                return not empty
+
+            with contextlib.suppress(TimeoutError):
+                wait_for(overview_has_data, 20, what="data for every overview query")
             assert not empty, empty
         finally:
             assert server.stop() == 0, server.output()

@@ -622,7 +622,55 @@ def check_prometheus(
             )
         else:
             results.append(ok(name, f"{count} series ({', '.join(envs)})"))
+    if spec.slos is not None:
+        try:
+            results.append(_slo_recordings(url, spec, timeout))
+        except PrometheusError as exc:
+            results.append(fail("slo recordings", str(exc), exc.hint))
     return results
+
+
+def _slo_recordings(url: str, spec: ServiceSpec, timeout: float) -> CheckResult:
+    """The SLO dashboard and the burn-rate alerts read recorded series: are they recorded?"""
+    from platform_obs.provisioning.render.recording import SLI_ERROR_PREFIX, SLO_LABEL
+
+    service_label = conventions.prom_label(conventions.SERVICE_NAME)
+    found = prometheus_query(
+        url,
+        f'count by ({SLO_LABEL}) ({{__name__=~"{SLI_ERROR_PREFIX}.+", '
+        f'{service_label}="{spec.name}"}})',
+        timeout,
+    )
+    assert spec.slos is not None
+    wanted = {
+        kind
+        for kind, declared in (
+            ("availability", spec.slos.availability),
+            ("latency", spec.slos.latency),
+        )
+        if declared is not None
+    }
+    missing = sorted(wanted - {str(r["metric"].get(SLO_LABEL)) for r in found})
+    requests = conventions.HTTP_SERVER_REQUEST_DURATION.series("count")
+    if missing and not prometheus_query(
+        url, f'sum(increase({requests}{{{service_label}="{spec.name}"}}[5m])) > 0', timeout
+    ):
+        return skip(
+            "slo recordings",
+            f"no requests for {service_label}={spec.name!r} in the last 5 minutes: the recorded "
+            "SLIs are empty without traffic",
+        )
+    if missing:
+        return fail(
+            "slo recordings",
+            f"no {SLI_ERROR_PREFIX}<window> series for {service_label}={spec.name!r}, "
+            f"slo {', '.join(missing)}: the SLO dashboard is empty and the burn-rate alerts "
+            "cannot fire",
+            f"load prometheus/{spec.name}.slo.rules.yaml (from `platform-obs render`) into the "
+            "Prometheus / Mimir ruler of this datasource (docs/service-config.md, "
+            '"SLO recording rules")',
+        )
+    return ok("slo recordings", f"recorded: {', '.join(sorted(wanted))}")
 
 
 def _why_no_series(
@@ -674,7 +722,8 @@ def check_grafana(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[CheckResult]:
     from platform_obs.provisioning.grafana import Grafana, GrafanaError, RetryPolicy
-    from platform_obs.provisioning.plan import build_plan, group_rules, summary_line
+    from platform_obs.provisioning.plan import build_plan, group_rules
+    from platform_obs.provisioning.plan_view import summary_line
 
     environ = os.environ if environ is None else environ
     if not (environ.get("GRAFANA_URL", "").strip() and environ.get("GRAFANA_TOKEN", "").strip()):
@@ -692,6 +741,7 @@ def check_grafana(
         if rendered is None:
             return [*results, skip("grafana objects", "the config is invalid", "fix it first")]
         try:
+            results.append(_contact_points(grafana, rendered))
             results += _grafana_objects(grafana, rendered, folders, group_rules)
             plan = build_plan(rendered, grafana, deep=True)  # also catches UI edits
         except GrafanaError as exc:
@@ -719,6 +769,19 @@ def check_grafana(
     elif not plan.refused:
         results.append(ok("grafana in sync", "plan shows no changes"))
     return results
+
+
+def _contact_points(grafana: Any, rendered: Rendered) -> CheckResult:
+    from platform_obs.provisioning.receivers import check
+
+    problems = check(rendered, grafana)
+    if problems:
+        return fail(
+            "grafana contact points",
+            "; ".join(f"{p.file}: {p.value!r} {p.message}" for p in problems),
+            problems[0].expected + " — fix `receiver` in the config, or create the contact point",
+        )
+    return ok("grafana contact points", "every receiver exists")
 
 
 def _grafana_objects(

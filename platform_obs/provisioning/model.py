@@ -119,10 +119,23 @@ class RuleGroup:
 
 @dataclass(frozen=True)
 class PrometheusRuleFile:
-    """A Prometheus rule file (``groups:`` document) for one service, for a Prometheus/Mimir ruler."""
+    """A Prometheus rule file (``groups:`` document) for one service, for a Prometheus/Mimir ruler.
+
+    ``kind`` is ``alerts`` (the alerting rules) or ``slo`` (the SLO recording rules, which the
+    Grafana-managed burn-rate rules read too, so they are a file of their own).
+    """
 
     service: str
     document: dict[str, Any]
+    kind: str = "alerts"
+
+    @property
+    def file_name(self) -> str:
+        return (
+            f"{self.service}.rules.yaml"
+            if self.kind == "alerts"
+            else f"{self.service}.{self.kind}.rules.yaml"
+        )
 
 
 @dataclass

@@ -9,6 +9,7 @@ Templates never spell a Prometheus series or label; they reference the conventio
     ${param:threshold}                             -> an alert parameter's value
     ${slo:availability.budget}                     -> 0.001          (from the service's SLOs)
     ${burn_rate:page}                              -> the multi-window burn-rate condition
+    ${sli_error:availability.1h}                   -> the recorded error ratio (render/recording.py)
     ${selector} ${log_selector} ${trace_selector}  -> the service's series / stream / span selector
 
 Bare ``${name}`` placeholders are provided per rendering (``selector``, ``window``...). Anything
@@ -42,8 +43,14 @@ def known_attributes() -> frozenset[str]:
     return frozenset(attrs)
 
 
+#: Series the platform's own recording rules write (render/recording.py): name prefix and labels.
+RECORDED_PREFIXES = ("slo:sli_error:ratio_rate",)
+RECORDED_LABELS = frozenset({"slo"})
+
+
 def known_series() -> frozenset[str]:
-    """Every Prometheus series name the conventions produce (plus ``target_info``)."""
+    """Every Prometheus series name the conventions produce (plus ``target_info``); recorded
+    series are recognised by :data:`RECORDED_PREFIXES`."""
     names = {"target_info"}
     for metric in conventions.METRICS.values():
         names.add(metric.series())
@@ -53,7 +60,11 @@ def known_series() -> frozenset[str]:
 
 
 def known_labels() -> frozenset[str]:
-    return frozenset(conventions.prom_label(a) for a in known_attributes()) | PROMETHEUS_LABELS
+    return (
+        frozenset(conventions.prom_label(a) for a in known_attributes())
+        | PROMETHEUS_LABELS
+        | RECORDED_LABELS
+    )
 
 
 def did_you_mean(value: str, choices: object) -> str:
@@ -150,7 +161,7 @@ def _resolve(kind: str, arg: str | None, scope: Scope) -> Any | None:
         return _lookup("slo", arg, scope.slo)
     if kind in scope.functions:
         return scope.functions[kind](arg)
-    if kind in ("burn_rate",):
+    if kind in ("burn_rate", "sli_error"):
         raise PlaceholderError(f"${{{kind}:{arg}}}", f"{kind} is not available here", "")
     return None
 

@@ -20,7 +20,11 @@ import yaml
 from platform_obs.provisioning.model import Problem
 from platform_obs.provisioning.placeholders import PlaceholderError, Scope, expand
 from platform_obs.provisioning.render.definitions import template_alerts
-from platform_obs.provisioning.render.prometheus_rules import RECEIVER_LABEL, prometheus_rule
+from platform_obs.provisioning.render.prometheus_rules import (
+    RECEIVER_LABEL,
+    prometheus_rule,
+    render_recording_file,
+)
 from platform_obs.provisioning.render.scope import ENV_LABEL, SERVICE_LABEL, base_values, quote
 from platform_obs.provisioning.spec import LatencySLO, ServiceSpec, SLOs
 from platform_obs.provisioning.templates import AlertTemplate, Templates
@@ -70,6 +74,10 @@ def build_cases(template: AlertTemplate, templates: Templates) -> list[RuleTest]
             rule = prometheus_rule(defn)
             rule.pop("annotations", None)  # text is checked by `promtool check rules`
             rules.append(rule)
+        # The SLO recordings first: alerts on recorded series read them in the same evaluation.
+        recordings = render_recording_file(spec, templates)
+        if recordings is not None:
+            rules = recordings.document["groups"][0]["rules"] + rules
         rules_doc = {"groups": [{"name": "test", "rules": rules}]}
         values = {
             **base_values(spec, dashboard=False),
@@ -85,11 +93,9 @@ def build_cases(template: AlertTemplate, templates: Templates) -> list[RuleTest]
         firing = []
         for entry in case.get("firing") or []:
             rule_id = entry["rule"] if isinstance(entry, dict) else entry
-            extra = (
-                entry.get("labels", {ENV_LABEL: ENVIRONMENT})
-                if isinstance(entry, dict)
-                else {ENV_LABEL: ENVIRONMENT}
-            )
+            # Every template alert is per service and environment (``${service_labels}``).
+            identity = {SERVICE_LABEL: SERVICE, ENV_LABEL: ENVIRONMENT}
+            extra = entry.get("labels", identity) if isinstance(entry, dict) else identity
             firing.append(rule_id)
             rendered = by_rule.get(rule_id)
             if rendered is None:  # disabled by the case's params: expect it to fire anyway -> fails

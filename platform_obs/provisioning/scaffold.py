@@ -97,7 +97,7 @@ def alert_defaults(templates: Templates, tier: int, slo_kinds: set[str]) -> list
         if not all(map(met, template.requires)):
             continue
         params = ", ".join(
-            f"{name}: {_fmt(p.default_for(tier))}" for name, p in template.parameters.items()
+            f"{name}: {_fmt(p.default_for(tier, met))}" for name, p in template.parameters.items()
         )
         lines.append(f"#   {tid}: {{{params}}}")
     return lines

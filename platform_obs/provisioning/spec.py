@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from platform_obs.provisioning import durations, scalars
+from platform_obs.provisioning import durations, scalars, units
 from platform_obs.provisioning.model import Problem, ValidationFailed
 from platform_obs.provisioning.placeholders import did_you_mean
 from platform_obs.provisioning.yamlsrc import Located, join, load
@@ -78,6 +78,8 @@ class ServiceSpec:
     file: str
     namespace: str | None = None
     environments: tuple[str, ...] = ("production",)
+    #: Environments whose alerts may page (``critical``); ``None``: the first environment only.
+    paging_environments: tuple[str, ...] | None = None
     tier: int = 2
     runbook_base_url: str = "https://runbooks.example.com/platform-obs"
     labels: dict[str, str] = field(default_factory=dict)
@@ -94,6 +96,13 @@ class ServiceSpec:
     metric_labels: str = "promoted"
     #: Line of each key path, for messages about this file.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def pages_in(self) -> tuple[str, ...]:
+        """Environments where a critical alert stays critical (elsewhere it is a warning)."""
+        if self.paging_environments is None:
+            return self.environments[:1]
+        return self.paging_environments
 
     def line(self, path: str) -> int | None:
         return Located(self.file, None, self.lines).line(path)
@@ -356,12 +365,6 @@ def _resolve_ref(ref: str) -> dict[str, Any]:
     return dict(node)
 
 
-def _latency_seconds(value: Any) -> float:
-    if isinstance(value, str):
-        return float(value[:-2]) / 1000 if value.endswith("ms") else float(value[:-1])
-    return float(value)
-
-
 def _build(doc: Located) -> ServiceSpec:
     """The spec of a document that passed the schema (so types are known to be right)."""
     d = doc.data
@@ -372,7 +375,9 @@ def _build(doc: Located) -> ServiceSpec:
         slos = SLOs(
             window=raw.get("window", "30d"),
             availability=float(raw["availability"]["objective"]) if "availability" in raw else None,
-            latency=LatencySLO(_latency_seconds(latency["threshold"]), float(latency["objective"]))
+            latency=LatencySLO(
+                units.latency_seconds(latency["threshold"]) or 0.0, float(latency["objective"])
+            )
             if latency
             else None,
         )
@@ -400,6 +405,7 @@ def _build(doc: Located) -> ServiceSpec:
         file=doc.file,
         namespace=d.get("namespace"),
         environments=tuple(d.get("environments", defaults.environments)),
+        paging_environments=tuple(d["paging_environments"]) if "paging_environments" in d else None,
         tier=d.get("tier", defaults.tier),
         runbook_base_url=d.get("runbook_base_url", defaults.runbook_base_url).rstrip("/"),
         labels=dict(d.get("labels", {})),

@@ -16,7 +16,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from platform_obs.provisioning import durations
+from platform_obs import conventions
+from platform_obs.provisioning import durations, units
 from platform_obs.provisioning.model import Problem, ValidationFailed
 from platform_obs.provisioning.placeholders import PLACEHOLDER, PlaceholderError, Scope, expand
 from platform_obs.provisioning.reader import Reader
@@ -27,16 +28,36 @@ SEVERITIES = ("critical", "warning", "info")
 NO_DATA_STATES = ("NoData", "Alerting", "OK", "KeepLast")
 EXEC_ERR_STATES = ("Error", "Alerting", "OK", "KeepLast")
 OPERATORS = {">": "gt", "<": "lt", ">=": "gt", "<=": "lt"}
-PARAM_TYPES = ("number", "ratio", "integer", "duration", "severity", "boolean", "string")
+PARAM_TYPES = (
+    "number",
+    "ratio",
+    "integer",
+    "duration",
+    "latency",
+    "bytes",
+    "severity",
+    "boolean",
+    "string",
+)
 #: Parameters every alert template has without declaring them.
 IMPLICIT_PARAMS = ("receiver", "runbook_url")
 #: What a template may require of a service: ``slo`` = any SLO.
 REQUIREMENTS = ("slo", "slo.availability", "slo.latency")
 DATASOURCES = ("prometheus", "loki", "tempo")
-PANEL_TYPES = ("timeseries", "stat", "logs", "table", "gauge")
+PANEL_TYPES = ("timeseries", "stat", "logs", "table", "gauge", "alertlist")
+#: Colours a threshold step may take (Grafana's named palette).
+THRESHOLD_COLORS = ("green", "yellow", "orange", "red", "blue", "purple", "text")
 #: Bare placeholders each kind of template may use.
-DASHBOARD_VALUES = ("selector", "log_selector", "trace_selector", "service_name", "team")
-ALERT_VALUES = ("selector", "service_name", "team", "runbook_base_url")
+DASHBOARD_VALUES = (
+    "selector",
+    "service_labels",
+    "instance_label",
+    "log_selector",
+    "trace_selector",
+    "service_name",
+    "team",
+)
+ALERT_VALUES = ("selector", "service_labels", "service_name", "team", "runbook_base_url")
 #: Keys under ``slo:`` placeholders (values come from the service config).
 SLO_KEYS = (
     "window",
@@ -47,6 +68,7 @@ SLO_KEYS = (
     "latency.objective_percent",
     "latency.budget",
     "latency.threshold",
+    "latency.threshold_text",
     "latency.le",
 )
 
@@ -63,6 +85,18 @@ class TargetTemplate:
     #: False for queries that may legitimately return nothing (a feature a service may not use).
     expect_data: bool = True
     reason: str | None = None
+    #: ``<alert template>.<rule id>``: the query is that alert's own expression (and its
+    #: threshold is drawn), so the panel an alert links to shows what the alert evaluates.
+    alert: str | None = None
+    #: Ask Prometheus for exemplars (trace ids on histogram samples).
+    exemplars: bool = False
+
+
+@dataclass(frozen=True)
+class ThresholdStep:
+    color: str
+    #: ``None`` for the base step; a number or a placeholder (``${slo:availability.objective}``).
+    value: Any = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +126,14 @@ class PanelTemplate:
     links: tuple[LinkTemplate, ...] = ()
     #: Requirements on the service; the panel is left out when they are not met.
     requires: tuple[str, ...] = ()
+    thresholds: tuple[ThresholdStep, ...] = ()
+    #: ``<slo>.<tier>``: one query per window of that burn-rate tier (recorded error ratio /
+    #: budget), factors drawn as thresholds — the alert's own numbers.
+    burn_rate: str | None = None
+    #: Tables: the column to sort by, descending.
+    sort_desc: str | None = None
+    #: Text shown instead of "No data" (``0`` where an empty result means zero).
+    no_value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +150,8 @@ class VariableTemplate:
     label: str | None = None
     multi: bool = True
     include_all: bool = True
+    #: A Prometheus ``label_values(...)`` query instead of fixed ``values`` (e.g. instances).
+    query: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,9 +198,26 @@ class Parameter:
     maximum: float | None = None
     #: Defaults by service tier (1 = most critical), overriding ``default``.
     by_tier: dict[int, Any] = field(default_factory=dict)
+    #: Defaults when the service meets a requirement (``slo.availability``), overriding both.
+    with_: dict[str, Any] = field(default_factory=dict)
+    #: Latencies: the conventions histogram the value is compared with (its buckets bound it).
+    histogram: str | None = None
 
-    def default_for(self, tier: int) -> Any:
+    def default_for(self, tier: int, satisfies: Any = None) -> Any:
+        for requirement, value in self.with_.items():
+            if satisfies is not None and satisfies(requirement):
+                return value
         return self.by_tier.get(tier, self.default)
+
+    def normalise(self, value: Any) -> Any:
+        """A checked value in base units: seconds for latencies, a fraction for ratios, bytes."""
+        if self.type == "latency":
+            return units.latency_seconds(value)
+        if self.type == "ratio":
+            return units.ratio(value)
+        if self.type == "bytes":
+            return units.byte_count(value)
+        return value
 
     def check(self, value: Any) -> str | None:
         """Why ``value`` is not acceptable, or ``None``."""
@@ -199,6 +260,9 @@ class RuleTemplate:
     panel: str | None = None
     no_data: str = "NoData"
     exec_err: str = "Error"
+    #: Render ``expr`` once per environment (``${selector}`` with ``=`` that environment) and
+    #: join with ``or``: for absence, whose labels come from equality matchers.
+    per_environment: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,16 +292,30 @@ class Templates:
 
 def check_param(param: Parameter, value: Any) -> str | None:
     kind = param.type
-    if kind in ("number", "ratio", "integer"):
+    if kind in ("latency", "bytes") or (kind == "ratio" and isinstance(value, str)):
+        example = {
+            "latency": units.LATENCY_EXAMPLE,
+            "bytes": units.BYTES_EXAMPLE,
+            "ratio": units.RATIO_EXAMPLE,
+        }[kind]
+        number = param.normalise(value)
+        if number is None:
+            return example
+        if number <= 0 and kind != "ratio":
+            return f"{example}, above zero"
+        value = number
+    if kind in ("number", "ratio", "integer", "latency", "bytes"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"a {kind}"
+            return units.RATIO_EXAMPLE if kind == "ratio" else f"a {kind}"
         if kind == "integer" and not isinstance(value, int):
             return "an integer"
         low = 0.0 if kind == "ratio" and param.minimum is None else param.minimum
         high = 1.0 if kind == "ratio" and param.maximum is None else param.maximum
         if (low is not None and value < low) or (high is not None and value > high):
-            low_text = "-inf" if low is None else low
-            high_text = "inf" if high is None else high
+            low_text = "-inf" if low is None else format(low, "g")
+            high_text = "inf" if high is None else format(high, "g")
+            if kind == "ratio":
+                return f"a ratio between {low_text} and {high_text} (0.02), or a percentage (2%)"
             return f"a {kind} between {low_text} and {high_text}"
         return None
     if kind == "duration":
@@ -314,22 +392,23 @@ def load_templates(templates_dir: Path | None = None) -> Templates:
 def _cross_check(
     dashboards: dict[str, DashboardTemplate], alerts: dict[str, AlertTemplate]
 ) -> list[Problem]:
-    problems = []
+    problems = _check_panel_sources(dashboards, alerts)
     seen: dict[str, str] = {}
     for template in alerts.values():
         for rule in template.rules:
-            # Tiers of one template may share an alert name (told apart by labels).
-            if seen.get(rule.alert, template.file) != template.file:
+            # The alert name is also the Grafana rule title (Grafana's alertname), and titles
+            # are unique per folder: every rule, tiers included, has a name of its own.
+            if rule.alert in seen:
                 problems.append(
                     Problem(
                         template.file,
                         join(rule.path, "alert"),
                         f"alert name already used by {seen[rule.alert]}",
                         rule.alert,
-                        "a unique alert name",
+                        "a unique alert name (it is also the Grafana rule title)",
                     )
                 )
-            seen[rule.alert] = template.file
+            seen[rule.alert] = f"{template.file} {rule.path}"
             if rule.dashboard is None:
                 continue
             board = dashboards.get(rule.dashboard)
@@ -356,6 +435,46 @@ def _cross_check(
     return problems
 
 
+def _check_panel_sources(
+    dashboards: dict[str, DashboardTemplate], alerts: dict[str, AlertTemplate]
+) -> list[Problem]:
+    """Panel targets naming an alert rule, and burn-rate panels, point at something that exists."""
+    problems = []
+    rules = {f"{t.id}.{r.id}" for t in alerts.values() for r in t.rules}
+    tiers = {
+        f"{t.burn_rate.slo}.{tier}"
+        for t in alerts.values()
+        if t.burn_rate is not None
+        for per in t.burn_rate.windows.values()
+        for tier in per
+    }
+    for board in dashboards.values():
+        for row in board.rows:
+            for panel in row.panels:
+                for target in panel.targets:
+                    if target.alert is not None and target.alert not in rules:
+                        problems.append(
+                            Problem(
+                                board.file,
+                                join(target.path, "alert"),
+                                "no such alert rule",
+                                target.alert,
+                                "<alert template>.<rule id>, one of " + ", ".join(sorted(rules)),
+                            )
+                        )
+                if panel.burn_rate is not None and panel.burn_rate not in tiers:
+                    problems.append(
+                        Problem(
+                            board.file,
+                            join(panel.path, "burn_rate"),
+                            "no such burn-rate tier",
+                            panel.burn_rate,
+                            "one of " + ", ".join(sorted(tiers)),
+                        )
+                    )
+    return problems
+
+
 def _probe(reader: Reader, path: str, text: Any, scope: Scope) -> None:
     """Expand ``text`` once with sample values so unknown names are reported at load time."""
     if not isinstance(text, str):
@@ -370,7 +489,7 @@ def _probe(reader: Reader, path: str, text: Any, scope: Scope) -> None:
 def _sample_scope(
     values: Iterable[str], params: dict[str, Parameter] | None = None, burn: BurnRate | None = None
 ) -> Scope:
-    functions = {}
+    functions: dict[str, Any] = {"sli_error": lambda arg: "vector(1)"}
     if burn is not None:
         tiers = {t for per in burn.windows.values() for t in per}
 
@@ -432,10 +551,29 @@ _PANEL_KEYS = {
     "targets": "",
     "links": "",
     "requires": "",
+    "thresholds": "",
+    "burn_rate": "",
+    "sort_desc": "",
+    "no_value": "",
 }
-_TARGET_KEYS = {"expr": "", "legend": "", "instant": "", "expect_data": "", "reason": ""}
+_TARGET_KEYS = {
+    "expr": "",
+    "alert": "",
+    "legend": "",
+    "instant": "",
+    "expect_data": "",
+    "reason": "",
+    "exemplars": "",
+}
 _LINK_KEYS = {"title": "", "url": "", "explore": ""}
-_VARIABLE_KEYS = {"name": "", "label": "", "values": "", "multi": "", "include_all": ""}
+_VARIABLE_KEYS = {
+    "name": "",
+    "label": "",
+    "values": "",
+    "query": "",
+    "multi": "",
+    "include_all": "",
+}
 _RESERVED_VARIABLES = ("prometheus", "loki", "tempo", "env", "service")
 
 
@@ -457,7 +595,13 @@ def _parse_dashboard(stem: str, doc: Located) -> tuple[DashboardTemplate | None,
                 name,
                 "a name other than " + ", ".join(_RESERVED_VARIABLES),
             )
-        values = r.get(v, path, "values", str, expected="comma-separated values")
+        query = r.get(v, path, "query", str, default=None)
+        _probe(r, join(path, "query"), query, scope)
+        values = (
+            r.get(v, path, "values", str, expected="comma-separated values")
+            if query is None
+            else ""
+        )
         _probe(r, join(path, "values"), values, scope)
         variables.append(
             VariableTemplate(
@@ -466,6 +610,7 @@ def _parse_dashboard(stem: str, doc: Located) -> tuple[DashboardTemplate | None,
                 label=r.get(v, path, "label", str, default=None),
                 multi=r.get(v, path, "multi", bool, default=True),
                 include_all=r.get(v, path, "include_all", bool, default=True),
+                query=query,
             )
         )
     rows = []
@@ -527,7 +672,15 @@ def _parse_panel(r: Reader, raw: Any, path: str, scope: Scope) -> PanelTemplate 
     for k, t in enumerate(r.sequence(raw, path, "targets")):
         tpath = join(join(path, "targets"), k)
         t = r.mapping(t, tpath, _TARGET_KEYS)
-        expr = r.get(t, tpath, "expr", str)
+        alert = r.get(t, tpath, "alert", str, default=None)
+        if (alert is None) == ("expr" not in t):
+            r.problem(
+                tpath,
+                "a target needs exactly one of expr or alert",
+                None,
+                "expr: <query>, or alert: <alert template>.<rule id>",
+            )
+        expr = r.get(t, tpath, "expr", str, default=None) if alert is None else None
         _probe(r, join(tpath, "expr"), expr, scope)
         expect = r.get(t, tpath, "expect_data", bool, default=True)
         reason = r.get(t, tpath, "reason", str, default=None)
@@ -548,9 +701,19 @@ def _parse_panel(r: Reader, raw: Any, path: str, scope: Scope) -> PanelTemplate 
                 instant=r.get(t, tpath, "instant", bool, default=False),
                 expect_data=expect,
                 reason=reason,
+                alert=alert,
+                exemplars=r.get(t, tpath, "exemplars", bool, default=False),
             )
         )
-    if not targets:
+    burn_rate = r.get(raw, path, "burn_rate", str, default=None)
+    if burn_rate is not None and len(burn_rate.split(".")) != 2:
+        r.problem(
+            join(path, "burn_rate"),
+            "not an SLO tier",
+            burn_rate,
+            "<slo>.<tier>, e.g. availability.page",
+        )
+    if not targets and burn_rate is None and kind != "alertlist":
         r.problem(
             join(path, "targets"), "a panel needs at least one query", None, "a list of targets"
         )
@@ -582,8 +745,32 @@ def _parse_panel(r: Reader, raw: Any, path: str, scope: Scope) -> PanelTemplate 
                 explore_query=query,
             )
         )
+    thresholds = []
+    for k, step in enumerate(r.sequence(raw, path, "thresholds")):
+        spath = join(join(path, "thresholds"), k)
+        step = r.mapping(step, spath, {"color": "", "value": ""})
+        color = r.get(step, spath, "color", str)
+        if color not in THRESHOLD_COLORS:
+            r.problem(
+                join(spath, "color"),
+                "unknown colour",
+                color,
+                "one of " + ", ".join(THRESHOLD_COLORS),
+            )
+        value = step.get("value")
+        if (value is None) != (k == 0):
+            r.problem(
+                spath,
+                "only the first (base) step has no value",
+                value,
+                "value: on every later step",
+            )
+        _probe(r, join(spath, "value"), value, scope)
+        thresholds.append(ThresholdStep(color=color or "red", value=value))
     title = r.get(raw, path, "title", str)
     _probe(r, join(path, "title"), title, scope)
+    description = r.get(raw, path, "description", str, default="")
+    _probe(r, join(path, "description"), description, scope)
     return PanelTemplate(
         key=r.get(raw, path, "key", str) or path,
         title=title or "",
@@ -591,7 +778,7 @@ def _parse_panel(r: Reader, raw: Any, path: str, scope: Scope) -> PanelTemplate 
         datasource=ds or "prometheus",
         path=path,
         targets=tuple(targets),
-        description=r.get(raw, path, "description", str, default=""),
+        description=description or "",
         unit=r.get(raw, path, "unit", str, default=None),
         width=r.get(raw, path, "width", int, default=12),
         height=r.get(raw, path, "height", int, default=8),
@@ -600,6 +787,10 @@ def _parse_panel(r: Reader, raw: Any, path: str, scope: Scope) -> PanelTemplate 
         max=r.get(raw, path, "max", (int, float), default=None),
         links=tuple(links),
         requires=_requires(r, raw, path),
+        thresholds=tuple(thresholds),
+        burn_rate=burn_rate,
+        sort_desc=r.get(raw, path, "sort_desc", str, default=None),
+        no_value=r.get(raw, path, "no_value", str, default=None),
     )
 
 
@@ -620,6 +811,8 @@ _PARAM_KEYS = {
     "minimum": "",
     "maximum": "",
     "by_tier": "",
+    "with": "",
+    "histogram": "",
 }
 _RULE_KEYS = {
     "id": "",
@@ -638,6 +831,7 @@ _RULE_KEYS = {
     "panel": "",
     "no_data": "",
     "exec_err": "",
+    "per_environment": "",
 }
 _TEST_KEYS = {
     "name": "",
@@ -682,6 +876,17 @@ def _parse_alert(stem: str, doc: Located) -> tuple[AlertTemplate | None, list[Pr
                 )
             else:
                 by_tier[tier] = value
+        with_: dict[str, Any] = {}
+        for req, value in r.mapping(p.get("with"), join(ppath, "with")).items():
+            if req not in REQUIREMENTS:
+                r.problem(
+                    join(ppath, f"with.{req}"),
+                    "unknown requirement",
+                    req,
+                    "one of " + ", ".join(REQUIREMENTS),
+                )
+            else:
+                with_[req] = value
         param = Parameter(
             name=name,
             type=kind,
@@ -690,10 +895,25 @@ def _parse_alert(stem: str, doc: Located) -> tuple[AlertTemplate | None, list[Pr
             minimum=r.get(p, ppath, "minimum", (int, float), default=None),
             maximum=r.get(p, ppath, "maximum", (int, float), default=None),
             by_tier=by_tier,
+            with_=with_,
+            histogram=r.get(p, ppath, "histogram", str, default=None),
         )
-        for where, value in [("default", param.default)] + [
-            (f"by_tier.{t}", v) for t, v in by_tier.items()
-        ]:
+        if (
+            param.histogram is not None
+            and getattr(conventions.METRICS.get(param.histogram), "buckets", None) is None
+        ):
+            r.problem(
+                join(ppath, "histogram"),
+                "not a histogram of the conventions",
+                param.histogram,
+                "one of "
+                + ", ".join(n for n, m in conventions.METRICS.items() if m.buckets is not None),
+            )
+        for where, value in (
+            [("default", param.default)]
+            + [(f"by_tier.{t}", v) for t, v in by_tier.items()]
+            + [(f"with.{req}", v) for req, v in with_.items()]
+        ):
             why = param.check(value)
             if why:
                 r.problem(join(ppath, where), "invalid parameter default", value, why)
@@ -857,4 +1077,5 @@ def _parse_rule(r: Reader, raw: Any, path: str, scope: Scope) -> RuleTemplate | 
         panel=r.get(raw, path, "panel", str, default=None),
         no_data=no_data or "NoData",
         exec_err=exec_err or "Error",
+        per_environment=r.get(raw, path, "per_environment", bool, default=False),
     )

@@ -10,27 +10,19 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-MASK = "***"
+from platform_obs._redaction import MASK as _SHARED_MASK
+from platform_obs._redaction import mask_url_passwords
+
+MASK = _SHARED_MASK
 
 
 def mask(url: str) -> str:
     """``url`` with the password (or a user-only credential) of its authority replaced by ***.
 
-    Works on text that is not a valid URL too, and on scheme-less ``user:pw@host:port`` endpoints.
+    The SDK's rule, so both halves print URLs alike; works on text that is not a valid URL too,
+    and on scheme-less ``user:pw@host:port`` endpoints.
     """
-    if "@" not in url:
-        return url
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority = rest[:end]
-    if "@" not in authority:
-        return url
-    userinfo, _, host = authority.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    shown = f"{user}:{MASK}" if colon else MASK  # a lone user part is often a token
-    return f"{scheme}{sep}{shown}@{host}{rest[end:]}"
+    return mask_url_passwords(url)
 
 
 def credential(url: str) -> str | None:

@@ -83,7 +83,8 @@ slos:
   latency: {{threshold: 250ms, objective: 99}}
 alerts:
   high-error-ratio: {{threshold: 0.1, window: 10s, for: 2s}}
-  high-latency: {{threshold: 0.2, window: 10s, for: 2s}}
+  high-latency: {{threshold: 250ms, window: 10s, for: 2s}}
+  traffic-drop: {{window: 10s}}
   slo-availability-burn-rate: {{page_for: 2s, ticket_for: 2s}}
   slo-latency-burn-rate: {{page_for: 2s, ticket_for: 2s}}
 """
@@ -220,7 +221,9 @@ class GoldenPath:
     loads: dict[str, Load]
     rendered: Rendered
     templates_dir: Path
+    #: The alerting rules; ``rule_files`` adds the SLO recording rules they read.
     rule_file: Path
+    rule_files: list[Path] = field(default_factory=list)
     metric_path: str = PULL
     #: What the Collector's loki-bound exporter sent (collector path only).
     loki: OtlpReceiver | None = None
@@ -365,25 +368,25 @@ def _prometheus3_config(alertmanager: str, promote: bool) -> str:
 def _prometheus(
     stack: contextlib.ExitStack,
     metric_path: str,
-    rule_file: Path,
+    rule_files: list[Path],
     alertmanager: str,
     scrape_targets: list[str],
 ) -> PrometheusServer:
     exemplars = "--enable-feature=exemplar-storage"
     if metric_path == PULL:
         server = PrometheusServer(
-            rule_files=[rule_file], scrape_targets=scrape_targets, alertmanager=alertmanager
+            rule_files=rule_files, scrape_targets=scrape_targets, alertmanager=alertmanager
         )
     elif metric_path == COLLECTOR:
         server = PrometheusServer(
-            rule_files=[rule_file],
+            rule_files=rule_files,
             alertmanager=alertmanager,
             extra_args=["--web.enable-remote-write-receiver", exemplars],
         )
     else:
         server = PrometheusServer(
             _prometheus3_config(alertmanager, promote=metric_path == PROMETHEUS3),
-            rule_files=[rule_file],
+            rule_files=rule_files,
             extra_args=["--web.enable-otlp-receiver", exemplars],
             binary=str(peer_binary("prometheus3")),
         )
@@ -413,12 +416,18 @@ def golden(
     rendered = build(
         [config_dir], templates_dir=templates_dir, policy_file=_policy(tmp, metric_path)
     )
-    (rule_doc,) = [r.document for r in rendered.prometheus_rules if r.service == SERVICE]
-    for group in rule_doc["groups"]:
-        # Service configs allow multiples of 10s (Grafana's rule); Prometheus evaluates every 1s.
-        group["interval"] = "1s"
+    rule_files = []
+    for rules in rendered.prometheus_rules:  # the alerts, and the SLO recordings they read
+        assert rules.service == SERVICE
+        for group in rules.document["groups"]:
+            # Service configs allow multiples of 10s (Grafana's rule); Prometheus evaluates
+            # every 1s.
+            group["interval"] = "1s"
+        path = tmp / rules.file_name
+        path.write_text(yaml.safe_dump(rules.document, sort_keys=False), encoding="utf-8")
+        rule_files.append(path)
     rule_file = tmp / f"{SERVICE}.rules.yaml"
-    rule_file.write_text(yaml.safe_dump(rule_doc, sort_keys=False), encoding="utf-8")
+    assert rule_file in rule_files and len(rule_files) == 2
 
     with contextlib.ExitStack() as stack:
         rx = stack.enter_context(OtlpReceiver())  # "Tempo" (and the SDK's logs off the collector)
@@ -427,7 +436,7 @@ def golden(
         prom = _prometheus(
             stack,
             metric_path,
-            rule_file,
+            rule_files,
             am.address,
             [f"127.0.0.1:{e['OTEL_EXPORTER_PROMETHEUS_PORT']}" for e in metrics_envs.values()]
             if metric_path == PULL
@@ -480,6 +489,7 @@ def golden(
             rendered,
             templates_dir,
             rule_file,
+            rule_files,
             metric_path=metric_path,
             loki=loki,
         )

@@ -207,12 +207,17 @@ Check = Callable[[list[dict[str, Any]], str], str | None]
 
 
 def _check_latency(result: list[dict[str, Any]], legend: str) -> str | None:
-    (value,) = _values(result)
-    if legend == "p50" and not value < SLOW_BUCKET[0]:
+    (value,) = _values(result)  # one environment: one line per quantile
+    if legend.endswith("p50") and not value < SLOW_BUCKET[0]:
         return f"p50 {value}s is not below the slow bucket {SLOW_BUCKET}"
-    if legend == "p99" and not SLOW_BUCKET[0] <= value <= SLOW_BUCKET[1]:
+    if legend.endswith("HighLatency") and not SLOW_BUCKET[0] <= value <= SLOW_BUCKET[1]:
         return f"p99 {value}s is not in the bucket of the injected {SLOW_MS}ms {SLOW_BUCKET}"
     return None
+
+
+def _one_per_environment(result: list[dict[str, Any]], _legend: str) -> str | None:
+    envs = [s["metric"].get(prom_label(conventions.DEPLOYMENT_ENVIRONMENT)) for s in result]
+    return None if sorted(envs) == sorted({FAULTY, HEALTHY}) else f"lines per environment: {envs}"
 
 
 def _check_each(pred: Callable[[float], bool], what: str) -> Check:
@@ -226,7 +231,8 @@ def _check_each(pred: Callable[[float], bool], what: str) -> Check:
 _CORES = os.cpu_count() or 1
 #: (template file, panel key) -> check of the faulty environment's result; None when fine.
 FAULTY_CHECKS: dict[tuple[str, str], Check] = {
-    ("overview", "request-rate"): lambda r, _: (
+    ("overview", "request-rate"): _check_each(lambda v: v > 1, "req/s of the environment"),
+    ("overview", "request-rate-by-route"): lambda r, _: (
         None
         if _labels(r, "http_route") <= ROUTES and sum(_values(r)) > 1
         else f"routes {_labels(r, 'http_route')}, total {sum(_values(r))} req/s"
@@ -244,16 +250,20 @@ FAULTY_CHECKS: dict[tuple[str, str], Check] = {
     ),
     ("overview", "server-errors-by-route"): lambda r, _: (
         None
-        if _labels(r, "http_response_status_code") == {"500"} and _labels(r, "http_route") <= ROUTES
-        else f"5xx series {[s['metric'] for s in r]}"
+        if _labels(r, "http_route") <= ROUTES and sum(_values(r)) > 0
+        else f"5xx series {[(s['metric'], s['value']) for s in r]}"
     ),
     ("overview", "active-requests"): _check_each(lambda v: 0 <= v <= 64, "requests in flight"),
     ("overview", "latency"): _check_latency,
     ("overview", "latency-by-route"): _check_each(
         lambda v: SLOW_BUCKET[0] <= v <= SLOW_BUCKET[1], f"p99 by route outside {SLOW_BUCKET}"
     ),
-    ("runtime", "cpu"): _check_each(lambda v: 0 <= v <= _CORES, "CPU cores by mode"),
+    ("runtime", "cpu"): _check_each(lambda v: 0 <= v <= _CORES, "CPU cores of the busiest"),
+    ("runtime", "cpu-by-instance"): _check_each(lambda v: 0 <= v <= _CORES, "CPU cores"),
     ("runtime", "memory"): _check_each(lambda v: 10 * 2**20 < v < 2**30, "resident bytes"),
+    ("runtime", "memory-by-instance"): _check_each(
+        lambda v: 10 * 2**20 < v < 2**30, "resident bytes"
+    ),
     ("runtime", "gc"): _check_each(lambda v: v >= 0, "collections per second"),
     ("runtime", "threads"): _check_each(lambda v: 1 <= v <= 200, "threads"),
     ("slo", "availability"): lambda r, _: (
@@ -263,7 +273,13 @@ FAULTY_CHECKS: dict[tuple[str, str], Check] = {
     ),
     # 20% errors against a 1% budget: spent many times over.
     ("slo", "availability-budget"): _check_each(lambda v: v < 0, "budget remaining"),
-    ("slo", "availability-burn-rate"): _check_each(
+    ("slo", "availability-sli"): _check_each(
+        lambda v: _close(v, 1 - FAIL_RATIO, 2 * RATIO_TOLERANCE), "availability (short window)"
+    ),
+    ("slo", "availability-burn-rate-page"): _check_each(
+        lambda v: _close(v, FAIL_RATIO / 0.01, 2 * RATIO_TOLERANCE / 0.01), "burn rate (~20)"
+    ),
+    ("slo", "availability-burn-rate-ticket"): _check_each(
         lambda v: _close(v, FAIL_RATIO / 0.01, RATIO_TOLERANCE / 0.01), "burn rate (~20)"
     ),
     ("slo", "latency-sli"): lambda r, _: (
@@ -272,13 +288,36 @@ FAULTY_CHECKS: dict[tuple[str, str], Check] = {
         else f"share of fast requests {_values(r)} is not 1 - {SLOW_RATIO}"
     ),
     ("slo", "latency-budget"): _check_each(lambda v: v < 0, "latency budget remaining"),
-    ("slo", "latency-burn-rate"): _check_each(
+    ("slo", "latency-sli-short"): _check_each(
+        lambda v: _close(v, 1 - SLOW_RATIO, 2 * RATIO_TOLERANCE), "fast requests (short window)"
+    ),
+    ("slo", "latency-burn-rate-page"): _check_each(
+        lambda v: _close(v, SLOW_RATIO / 0.01, 2 * RATIO_TOLERANCE / 0.01),
+        "latency burn rate (~10)",
+    ),
+    ("slo", "latency-burn-rate-ticket"): _check_each(
         lambda v: _close(v, SLOW_RATIO / 0.01, RATIO_TOLERANCE / 0.01), "latency burn rate (~10)"
     ),
 }
+#: The healthy environment's own numbers on the same panels: zero where the faulty one fails.
 HEALTHY_CHECKS: dict[tuple[str, str], Check] = {
     ("slo", "availability"): _check_each(lambda v: v == 1, "availability without errors"),
-    ("overview", "error-ratio"): lambda r, _: f"5xx ratio without errors: {r}" if r else None,
+    ("slo", "availability-budget"): _check_each(lambda v: v == 1, "untouched budget"),
+    ("slo", "availability-burn-rate-page"): _check_each(lambda v: v == 0, "burn rate"),
+    ("slo", "availability-burn-rate-ticket"): _check_each(lambda v: v == 0, "burn rate"),
+    ("slo", "latency-sli"): _check_each(lambda v: v > 0.99, "fast requests"),
+    # zero, not "No data", where zero is the truth
+    ("overview", "error-ratio"): _check_each(lambda v: v == 0, "5xx ratio without errors"),
+    ("overview", "server-errors-by-route"): _check_each(lambda v: v == 0, "5xx without errors"),
+    ("overview", "request-rate"): _check_each(lambda v: v > 1, "req/s of the environment"),
+}
+#: With "All", panels split by environment: one line (per other label) per environment.
+ALL_CHECKS: dict[tuple[str, str], Check] = {
+    ("overview", "request-rate"): _one_per_environment,
+    ("overview", "error-ratio"): _one_per_environment,
+    ("runtime", "memory"): _one_per_environment,
+    ("slo", "availability"): _one_per_environment,
+    ("slo", "availability-budget"): _one_per_environment,
 }
 
 
@@ -376,7 +415,7 @@ def test_every_dashboard_query_returns_data(golden: GoldenPath) -> None:
             status = "ok" if result else ("empty" if target.expect_data else "expected-empty")
             values = _values(result)
             shown = ", ".join(f"{v:.4g}" for v in values[:4]) + (" ..." if len(values) > 4 else "")
-            checks = {FAULTY: FAULTY_CHECKS, HEALTHY: HEALTHY_CHECKS}.get(env_name, {})
+            checks = {FAULTY: FAULTY_CHECKS, HEALTHY: HEALTHY_CHECKS, "All": ALL_CHECKS}[env_name]
             check = checks.get((Path(target.template).stem, target.panel_key))
             problem = None
             if any(math.isnan(v) for v in values):
@@ -396,7 +435,8 @@ def test_every_dashboard_query_returns_data(golden: GoldenPath) -> None:
     ]
     assert not wrong, "values that do not match the injected faults:\n" + "\n".join(wrong)
     checked = {(Path(r.target.template).stem, r.target.panel_key) for r in rows}
-    assert set(FAULTY_CHECKS) <= checked, set(FAULTY_CHECKS) - checked  # no stale checks
+    stale = (set(FAULTY_CHECKS) | set(HEALTHY_CHECKS) | set(ALL_CHECKS)) - checked
+    assert not stale, stale
     # The faulty environment's 5xx show up in the queries that are empty without errors.
     assert all(r.status == "ok" for r in rows if r.env == FAULTY and '"5.."' in r.target.query)
 
@@ -415,10 +455,15 @@ def test_alerts_fire_for_the_faulty_environment_and_reach_alertmanager(
 ) -> None:
     prom, am = golden.prometheus, golden.alertmanager
     rules = prom.rules()
-    rendered = yaml.safe_load(golden.rule_file.read_text(encoding="utf-8"))
-    assert len(rules) == sum(len(g["rules"]) for g in rendered["groups"])
+    docs = [yaml.safe_load(f.read_text(encoding="utf-8")) for f in golden.rule_files]
+    assert len(rules) == sum(len(g["rules"]) for d in docs for g in d["groups"])
+    # The burn-rate alerts read the recorded SLIs: both are loaded and evaluate cleanly.
+    assert {r["name"] for r in rules if r["type"] == "recording"} >= {
+        "slo:sli_error:ratio_rate5s",
+        "slo:sli_error:ratio_rate30d",
+    }
     assert prom.alertmanagers() == [f"{am.url}/api/v2/alerts"]
-    required = {("HighErrorRatio", ""), ("AvailabilityErrorBudgetBurn", "page")}
+    required = {("HighErrorRatio", ""), ("AvailabilityErrorBudgetBurnPage", "page")}
     in_am = wait_for(
         lambda: (got := _firing(am.alerts(service=SERVICE), FAULTY)) >= required and got,
         90,
@@ -432,15 +477,23 @@ def test_alerts_fire_for_the_faulty_environment_and_reach_alertmanager(
         assert labels["team"] == TEAM and labels["managed_by"] == "platform-obs", labels
         assert alert["annotations"]["runbook_url"].startswith("https://"), alert["annotations"]
     print(f"\nfiring in Alertmanager for {FAULTY}: {sorted(in_am)}")
-    # 10% of requests at 300ms against a 250ms / 99% latency SLO and a 0.2s p99 threshold.
-    assert {("HighLatency", ""), ("LatencyErrorBudgetBurn", "ticket")} <= in_am
+    # 10% of requests at 300ms against a 250ms / 99% latency SLO and a 250ms p99 threshold.
+    assert {("HighLatency", ""), ("LatencyErrorBudgetBurnTicket", "ticket")} <= in_am
+    # The primary environment pages: the severity label template resolved per environment,
+    # and the coarse error-ratio alert steps down to a ticket beside the availability SLO.
+    severities = {
+        a["labels"]["alertname"]: a["labels"]["severity"]
+        for a in am.alerts(service=SERVICE, deployment_environment_name=FAULTY)
+    }
+    assert severities["AvailabilityErrorBudgetBurnPage"] == "critical", severities
+    assert severities["HighErrorRatio"] == "warning", severities
 
 
 def test_healthy_environment_stays_silent(golden: GoldenPath) -> None:
     prom, am = golden.prometheus, golden.alertmanager
     # Silence only means something once the faulty side has had time to fire.
     wait_for(
-        lambda: _firing(prom.alerts(), FAULTY) >= {("AvailabilityErrorBudgetBurn", "page")},
+        lambda: _firing(prom.alerts(), FAULTY) >= {("AvailabilityErrorBudgetBurnPage", "page")},
         90,
         what="the faulty environment firing",
     )
@@ -595,6 +648,13 @@ def test_traceql_uses_attributes_the_spans_have(golden: GoldenPath) -> None:
     spans = list(_server_spans(golden).values())
     assert spans
     route_label = prom_label(conventions.HTTP_ROUTE)
+    trace_links = [q for q in queries if re.fullmatch(r"\$\{__data\.fields\.\w+\}", q[2])]
+    for dashboard, where, query in trace_links:  # logs -> traces: the line's own trace id field
+        field = query[len("${__data.fields.") : -1]
+        assert field == LOG_FIELDS.trace_id, (dashboard, where, query)
+        lines = [ln for s in golden.services.values() for ln in s.json_lines() if field in ln]
+        assert set(ln[field] for ln in lines) & set(_server_spans(golden)), "no trace to jump to"
+    queries = [q for q in queries if q not in trace_links]
     for dashboard, where, query in queries:
         attrs = _traceql_attributes(query)
         assert attrs, query

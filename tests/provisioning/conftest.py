@@ -15,9 +15,12 @@ if _TESTS_DIR not in sys.path:
 
 from grafana_double import GrafanaDouble  # noqa: E402
 
+#: Contact points the shared double starts with: Grafana's default plus the example's receivers.
+CONTACT_POINTS = ("grafana-default-email", "payments-oncall", "payments-infra", "search-oncall")
+
 
 @pytest.fixture
 def grafana() -> Iterator[GrafanaDouble]:
     """A started Grafana double; stopped after the test."""
-    with GrafanaDouble() as double:
+    with GrafanaDouble(contact_points=CONTACT_POINTS) as double:
         yield double

@@ -42,5 +42,5 @@ def write(tmp_path: Path, data: dict[str, Any] | str, name: str = "platform-obs.
 SLOS = {
     "window": "30d",
     "availability": {"objective": 99.9},
-    "latency": {"threshold": 0.25, "objective": 99},
+    "latency": {"threshold": "250ms", "objective": 99},
 }

@@ -262,8 +262,10 @@ def test_real_config_apply_then_threshold_change(grafana: GrafanaDouble, tmp_pat
     grafana.reset_requests()
     second = invoke(grafana, "apply", str(config), "--no-promtool")
     assert second.exit_code == 0, second.output
-    assert [(w.method, w.path) for w in grafana.writes()] == [
-        ("PUT", "/api/v1/provisioning/folder/po-checkout/rule-groups/checkout")
+    # The rule group, and the overview dashboard whose error-ratio panel draws the threshold.
+    assert sorted((w.method, w.path) for w in grafana.writes()) == [
+        ("POST", "/api/dashboards/db"),
+        ("PUT", "/api/v1/provisioning/folder/po-checkout/rule-groups/checkout"),
     ]
 
 
@@ -279,3 +281,17 @@ def test_progress_bar_on_request(grafana: GrafanaDouble, config: Path, build: Fa
     result = invoke(grafana, "apply", str(config), "--progress")
     assert result.exit_code == 0, result.output
     assert "Apply: 16 created" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_a_receiver_grafana_does_not_have_is_refused(command: str) -> None:
+    # A fresh Grafana: only the default contact point. Grafana would accept the rules, and
+    # their notifications would go nowhere.
+    with GrafanaDouble() as g:
+        result = invoke(g, command, str(EXAMPLE), "--no-promtool")
+        assert result.exit_code == 1, result.output
+        assert g.writes() == []
+    assert "'payments-oncall'" in result.output and "'payments-infra'" in result.output
+    assert "contact point does not exist in Grafana" in result.output
+    assert "expected an existing contact point: grafana-default-email" in result.output
+    assert "nothing was written" in result.output

@@ -64,19 +64,19 @@ DOCTOR_ENVIRONMENTS = {
     ),
     "port-not-a-number": (
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:notaport"},
-        "'http://localhost:notaport' is not a valid URL",
+        "'http://localhost:notaport'",
     ),
     "port-out-of-range": (
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:99999"},
-        "Port out of range",
+        "'http://localhost:99999'",
     ),
     "per-signal-endpoint-bad-port": (
         {"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://localhost:70000/v1/logs"},
-        "Port out of range",
+        "'http://localhost:70000/v1/logs'",
     ),
     "unclosed-ipv6-endpoint": (
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1"},
-        "not a valid URL",
+        "'http://[::1'",
     ),
 }
 
@@ -85,6 +85,7 @@ DOCTOR_ENVIRONMENTS = {
 def test_doctor_reports_bad_otlp_variables_as_failed_checks(cfg: Path, case: str) -> None:
     environment, words = DOCTOR_ENVIRONMENTS[case]
     result = run("doctor", str(cfg), "--timeout", "1", **environment)
+    # Named in the failed check (by doctor, or by the SDK's settings, which check it first).
     assert_one_line_error(result, words)
     assert "check(s) failed" in result.output  # the whole checklist ran
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 from fixtures_render import REPO, SLOS, config, write
 from grafana_double import GrafanaDouble
@@ -31,6 +32,7 @@ from platform_obs import cli as cli_module
 from platform_obs import conventions
 from platform_obs.provisioning import doctor
 from platform_obs.provisioning.grafana import Grafana
+from platform_obs.provisioning.pipeline import build
 from platform_obs.provisioning.spec import load_specs
 
 SECRET = "glsa_doctor-SECRET-never-print-4f1c"
@@ -201,6 +203,7 @@ def test_grafana_nothing_applied_then_applied_then_drift(cfg: Path, grafana: Gra
 
     before = by_name(doctor.check_grafana(rendered, env, timeout=2))
     assert before["grafana token"].status == "ok"
+    assert before["grafana contact points"].status == "ok"
     for name in ("grafana folders", "grafana dashboards", "grafana rule groups"):
         assert before[name].status == "fail" and "platform-obs apply" in before[name].hint
     assert "checkout-overview" in before["grafana dashboards"].detail
@@ -289,21 +292,41 @@ class ExampleService:
             self.process.kill()
 
 
+def slo_recording_rules(tmp: Path) -> Path:
+    """The SLO recording rules rendered for the checkout config, evaluated every second."""
+    (rules,) = [
+        r
+        for r in build([write(tmp, config(tier=1, slos=SLOS))], run_promtool=False).prometheus_rules
+        if r.kind == "slo"
+    ]
+    for group in rules.document["groups"]:
+        group["interval"] = "1s"
+    path = tmp / rules.file_name
+    path.write_text(yaml.safe_dump(rules.document), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
-def scraped() -> Iterator[PrometheusServer]:
-    """Prometheus scraping the example service after it served some requests."""
+def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """Prometheus scraping the example service after it served some requests, with the
+    service's SLO recording rules loaded."""
     require_binary(PROMETHEUS_BINARIES)
+    rule_file = slo_recording_rules(tmp_path_factory.mktemp("slo-rules"))
     service = ExampleService()
     try:
         for i in range(5):
             service.get("/healthz")
             service.get(f"/orders/{i}")
-        with PrometheusServer(scrape_targets=[f"127.0.0.1:{service.metrics_port}"]) as prom:
+        with PrometheusServer(
+            scrape_targets=[f"127.0.0.1:{service.metrics_port}"], rule_files=[rule_file]
+        ) as prom:
             series = conventions.HTTP_SERVER_REQUEST_DURATION.series("count")
             wait_for(
                 lambda: (
-                    prom.query(f'{series}{{service_name="checkout"}}')
+                    service.get("/orders/1") is None  # traffic while scraped: SLIs get recorded
+                    and prom.query(f'{series}{{service_name="checkout"}}')
                     and prom.query('process_cpu_time_seconds_total{service_name="checkout"}')
+                    and len(prom.query("count by (slo) (slo:sli_error:ratio_rate5m)")) == 2
                 ),
                 30,
                 what="the example service's series",
@@ -370,3 +393,53 @@ def test_cli_with_prometheus_url(cfg: Path, scraped: PrometheusServer) -> None:
         result = invoke(cfg, otlp_env(rx), "--prometheus-url", scraped.url, "--timeout", "5")
     assert result.exit_code == 0, result.output
     assert "\u2713 series http.server.request.duration" in result.output
+
+
+def test_grafana_receiver_that_does_not_exist_fails_with_the_existing_ones(cfg: Path) -> None:
+    rendered = doctor.check_config(cfg)[1].rendered
+    with GrafanaDouble(contact_points=("grafana-default-email", "ops")) as grafana:
+        results = by_name(doctor.check_grafana(rendered, grafana_env(grafana), timeout=2))
+    points = results["grafana contact points"]
+    assert points.status == "fail"
+    assert "payments-oncall" in points.detail and "does not exist" in points.detail
+    assert "grafana-default-email, ops" in points.hint
+
+
+def test_slo_recordings_present_or_the_rule_file_to_load(
+    tmp_path: Path, scraped: PrometheusServer
+) -> None:
+    with_slos = spec_for(tmp_path, slos=SLOS)
+    results = by_name(doctor.check_prometheus(scraped.url, with_slos, timeout=5))
+    assert results["slo recordings"].status == "ok", results["slo recordings"]
+    assert "slo recordings" not in by_name(
+        doctor.check_prometheus(scraped.url, spec_for(tmp_path), timeout=5)
+    )
+    # a service nobody called: nothing to record, said as such
+    idle = spec_for(tmp_path, service="orders", slos=SLOS)
+    skipped = by_name(doctor.check_prometheus(scraped.url, idle, timeout=5))["slo recordings"]
+    assert skipped.status == "skip" and "without traffic" in skipped.detail
+
+
+def test_slo_recordings_missing_name_the_rule_file(tmp_path: Path) -> None:
+    require_binary(PROMETHEUS_BINARIES)
+    service = ExampleService()
+    try:
+        # a Prometheus without the .slo.rules.yaml file: traffic, but nothing recorded
+        with PrometheusServer(scrape_targets=[f"127.0.0.1:{service.metrics_port}"]) as prom:
+            count = conventions.HTTP_SERVER_REQUEST_DURATION.series("count")
+            wait_for(
+                lambda: (
+                    service.get("/orders/1") is None
+                    and prom.query(f'sum(increase({count}{{service_name="checkout"}}[5m])) > 0')
+                ),
+                30,
+                what="traffic in Prometheus",
+            )
+            spec = spec_for(tmp_path, slos=SLOS)
+            missing = by_name(doctor.check_prometheus(prom.url, spec, timeout=5))["slo recordings"]
+    finally:
+        service.stop()
+    assert missing.status == "fail"
+    assert "slo availability, latency" in missing.detail
+    assert "SLO dashboard is empty" in missing.detail
+    assert "prometheus/checkout.slo.rules.yaml" in missing.hint

@@ -9,7 +9,6 @@ dump; each error printed once; a write whose answer was lost is recognised as ou
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +291,7 @@ WRONG_SHAPES = [
     ("/api/search", "just text", "JSON of another shape"),
     ("/api/v1/provisioning/alert-rules", {"rules": []}, "expected a list"),
     ("/api/v1/provisioning/alert-rules", ["rule"], "expected a list of rule objects"),
+    ("/api/v1/provisioning/contact-points", {"name": "x"}, "expected a list"),
 ]
 
 
@@ -506,5 +506,16 @@ def test_nothing_written_and_a_failure_is_exit_3_not_4(
     assert "Apply: 0 created, 0 updated, 0 deleted, 6 unchanged, 1 failed." in result.output
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-q"]))
+def test_real_config_under_a_sub_path_with_a_lost_answer(tmp_path: Path) -> None:
+    """No stubs: the example config rendered for real, Grafana behind /grafana, one answer lost."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "service-config"
+    config = tmp_path / "platform-obs.yaml"
+    config.write_text((example / "platform-obs.yaml").read_text())
+    points = ("payments-oncall", "payments-infra")
+    with GrafanaDouble(mount="/grafana", latency=0.005, contact_points=points) as g:
+        g.inject(lose_answer=True, times=1, method="POST", path_prefix="/api/dashboards/db")
+        first = run("apply", str(config), "--no-promtool", url=g.url, token=g.token)
+        assert first.exit_code == 0, first.output
+        assert "0 failed" in first.output and "retrying save dashboard" in first.output
+        again = run("plan", str(config), "--detailed-exitcode", url=g.url, token=g.token)
+        assert again.exit_code == 0, again.output

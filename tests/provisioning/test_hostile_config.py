@@ -202,7 +202,7 @@ DEAD_VALUES = {
         "nan",
     ),
     "nan-latency-objective": (
-        {"slos": {"latency": {"threshold": 0.25, "objective": float("nan")}}},
+        {"slos": {"latency": {"threshold": "250ms", "objective": float("nan")}}},
         "slos.latency.objective",
         "finite",
         "nan",

@@ -22,7 +22,7 @@ from platform_obs.provisioning import model
 from platform_obs.provisioning.model import Rendered, ValidationFailed
 from platform_obs.provisioning.outputs import render_files, write_all
 from platform_obs.provisioning.pipeline import build
-from platform_obs.provisioning.placeholders import known_labels, known_series
+from platform_obs.provisioning.placeholders import RECORDED_PREFIXES, known_labels, known_series
 from platform_obs.provisioning.render.dashboards import TARGET_META_KEY
 
 register_default_plugins()
@@ -89,7 +89,9 @@ def test_variables(example: Rendered) -> None:
             assert variables[kind]["current"]["value"] == kind
         env = variables["env"]
         assert env["type"] == "query" and "deployment_environment_name" in env["query"]
-        assert env["multi"] and env["includeAll"]
+        # One environment at a time, the first configured one by default; All stays offered.
+        assert not env["multi"] and env["includeAll"] and env["allValue"] == ".*"
+        assert env["current"]["value"] == "production"
         service = variables["service"]
         assert (
             service["type"] == "constant"
@@ -102,7 +104,7 @@ def test_overview_panels(example: Rendered) -> None:
     dash = board(example, "overview")
     titles = [p["title"] for p in dash["panels"]]
     for needed in (
-        "Request rate",
+        "Requests per second",
         "Error ratio",
         "Latency p50 / p90 / p99",
         "status code",
@@ -110,14 +112,23 @@ def test_overview_panels(example: Rendered) -> None:
     ):
         assert any(needed in t for t in titles), needed
     latency = panel(dash, "Latency p50")
-    assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p90", "p99"]
+    env = "{{deployment_environment_name}}"
+    assert [t["legendFormat"] for t in latency["targets"]] == [
+        f"{env} p50",
+        f"{env} p90",
+        f"{env} HighLatency",
+    ]
     assert all(
         "histogram_quantile" in t["expr"] and "http_route" not in t["expr"]
         for t in latency["targets"]
     )
-    rate = panel(dash, "Request rate")["targets"][0]["expr"]
+    # Every aggregation keeps the environment: "All" splits, never sums.
+    assert all("deployment_environment_name" in t["expr"] for t in latency["targets"])
+    rate = panel(dash, "Requests per second by route")["targets"][0]["expr"]
     assert (
-        f"{REQUEST_COUNT}{{" in rate and "by (http_route)" in rate and "[$__rate_interval]" in rate
+        f"{REQUEST_COUNT}{{" in rate
+        and "by (service_name, deployment_environment_name, http_route)" in rate
+        and "[$__rate_interval]" in rate
     )
     assert 'service_name="$service"' in rate and 'deployment_environment_name=~"$env"' in rate
     # latency -> traces in Tempo, via Explore with a TraceQL query on the service attribute
@@ -165,7 +176,7 @@ def test_every_prometheus_query_uses_conventions_names(example: Rendered) -> Non
 
                 def visit(node: Any) -> None:
                     if isinstance(node, promql_parser.VectorSelector):
-                        assert node.name in series, node.name
+                        assert node.name in series or node.name.startswith(RECORDED_PREFIXES)
                         assert {m.name for m in node.matchers.matchers} <= labels
 
                 promql_parser.walk(promql_parser.parse(text), visit)
@@ -182,8 +193,9 @@ def test_expect_data_metadata_is_exposed(example: Rendered) -> None:
     assert all(m["template"].startswith("dashboards/") for m in metas)
     silent = [m for m in metas if not m["expect_data"]]
     assert silent and all(m["reason"] for m in silent)
-    dropped = panel(board(example, "runtime"), "Telemetry dropped")["targets"][0][TARGET_META_KEY]
-    assert dropped["expect_data"] is False and "drop" in dropped["reason"]
+    # Zero, not "No data", while the SDK dropped nothing.
+    dropped = panel(board(example, "runtime"), "Telemetry dropped")["targets"][0]
+    assert dropped[TARGET_META_KEY]["expect_data"] is True and " or 0 * " in dropped["expr"]
 
 
 def test_slo_dashboard_only_with_slos(tmp_path: Path) -> None:
@@ -193,11 +205,13 @@ def test_slo_dashboard_only_with_slos(tmp_path: Path) -> None:
         "checkout-runtime",
         "checkout-logs",
     ]
-    latency_only = render(tmp_path, slos={"latency": {"threshold": 0.5, "objective": 99}})
+    latency_only = render(tmp_path, slos={"latency": {"threshold": "500ms", "objective": 99}})
     slo = board(latency_only, "slo")
     titles = [p["title"] for p in slo["panels"]]
     assert not any("Availability" in t for t in titles) and any("Latency" in t for t in titles)
-    assert 'le="0.5"' in " ".join(exprs(slo))
+    assert "slo:sli_error:ratio_rate30d" in " ".join(exprs(slo))
+    (recordings,) = [r for r in latency_only.prometheus_rules if r.kind == "slo"]
+    assert 'le="0.5"' in str(recordings.document)
 
 
 def test_dashboard_selection(tmp_path: Path) -> None:
@@ -226,7 +240,7 @@ def test_grafana_rule_shape(example: Rendered) -> None:
         "po-checkout",
         60,
     )
-    rule = rules_by_title(example)["High error ratio"]
+    rule = rules_by_title(example)["HighErrorRatio"]
     assert [d["refId"] for d in rule["data"]] == ["A", "B", "C"] and rule["condition"] == "C"
     assert rule["data"][0]["datasourceUid"] == "prometheus" and rule["data"][0]["model"]["instant"]
     assert [d["datasourceUid"] for d in rule["data"][1:]] == ["__expr__", "__expr__"]
@@ -240,13 +254,17 @@ def test_grafana_rule_shape(example: Rendered) -> None:
         and rule["folderUID"] == "po-checkout"
         and rule["ruleGroup"] == "checkout"
     )
+    # With an availability SLO the burn-rate page tier pages; this one is a ticket.
     assert rule["labels"] == {
         "managed_by": "platform-obs",
         "service": "checkout",
-        "severity": "critical",
+        "severity": "warning",
         "team": "payments",
     }
-    assert rule["notification_settings"]["receiver"] == "payments-oncall"
+    assert rule["notification_settings"] == {
+        "receiver": "payments-oncall",
+        "group_by": ["alertname", "grafana_folder", "deployment_environment_name"],
+    }
     overview = board(example, "overview")
     assert rule["annotations"]["__dashboardUid__"] == overview["uid"]
     assert panel(overview, "Error ratio")["id"] == int(rule["annotations"]["__panelId__"])
@@ -255,7 +273,7 @@ def test_grafana_rule_shape(example: Rendered) -> None:
         rule["annotations"]["runbook_url"]
         == "https://runbooks.example.com/payments/high-error-ratio"
     )
-    saturation = rules_by_title(example)["High memory usage"]
+    saturation = rules_by_title(example)["HighMemoryUsage"]
     assert saturation["notification_settings"]["receiver"] == "payments-infra"
 
 
@@ -310,8 +328,8 @@ def test_burn_rate_windows_and_factors(tmp_path: Path, window: str, limits: dict
         clauses = expr.split(" or ")
         assert len(clauses) == len(pairs)
         for clause, (long_, short, limit) in zip(clauses, pairs, strict=True):
-            # each ratio ends "...[window]))) > limit": long window, then short, same limit
-            found = re.findall(r"\[(\w+)\]\)\)\) > ([0-9.]+)", clause)
+            # recorded ratios: the long window, then the short one, against the same limit
+            found = re.findall(r"slo:sli_error:ratio_rate(\w+)\{[^}]*\} > ([0-9.]+)", clause)
             assert found == [(long_, limit), (short, limit)], clause
             assert " and " in clause
         assert rules[tier]["labels"]["tier"] == tier
@@ -319,6 +337,7 @@ def test_burn_rate_windows_and_factors(tmp_path: Path, window: str, limits: dict
         rules["page"]["labels"]["severity"] == "critical"
         and rules["ticket"]["labels"]["severity"] == "warning"
     )
+    assert rules["page"]["alert"] == "AvailabilityErrorBudgetBurnPage"
 
 
 def test_burn_rate_tiers_can_be_disabled(tmp_path: Path) -> None:
@@ -339,7 +358,7 @@ def test_tier_3_defaults(tmp_path: Path) -> None:
     assert set(_burn_rules(rendered, "availability")) == {
         "ticket"
     }  # no paging for best-effort services
-    assert rules_by_title(rendered)["High error ratio"]["labels"]["severity"] == "warning"
+    assert rules_by_title(rendered)["HighErrorRatio"]["labels"]["severity"] == "warning"
 
 
 def test_templates_can_be_switched_off_and_custom_alerts_pass_through(tmp_path: Path) -> None:
@@ -354,7 +373,7 @@ def test_templates_can_be_switched_off_and_custom_alerts_pass_through(tmp_path: 
         tmp_path, alerts={"saturation": False, "traffic-drop": False}, custom_alerts=[custom]
     )
     titles = set(rules_by_title(rendered))
-    assert titles == {"High error ratio", "High latency", "QueueBacklog"}
+    assert titles == {"HighErrorRatio", "HighLatency", "QueueBacklog"}
     rule = rules_by_title(rendered)["QueueBacklog"]
     assert rule["data"][0]["model"]["expr"] == custom["expr"]
     assert rule["data"][2]["model"]["type"] == "math" and rule["noDataState"] == "OK"
@@ -392,6 +411,7 @@ def test_outputs_are_complete_and_deterministic(example: Rendered, tmp_path: Pat
         "dashboards/po-checkout/checkout-runtime.json",
         "dashboards/po-checkout/checkout-slo.json",
         "prometheus/checkout.rules.yaml",
+        "prometheus/checkout.slo.rules.yaml",
         "provisioning/alerting/checkout.yaml",
         "provisioning/dashboards/platform-obs.yaml",
     ]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from fixtures_render import EXAMPLE, config, write
 
 from platform_obs.provisioning import validate
@@ -118,11 +122,7 @@ def test_rendered_dashboard_checks(tmp_path: Path) -> None:
     result = render_all(specs, load_templates())
     board = result.rendered.dashboards[0]
     target = board.model["panels"][1]["targets"][0]
-    target["expr"] = (
-        target["expr"]
-        .replace("$service", "$servcie")
-        .replace("[$__rate_interval]", "[$__rate_interval]]")
-    )
+    target["expr"] = target["expr"].replace("$service", "$servcie") + ")"
     board.model["uid"] = "not a uid"
     problems = validate.check_rendered(
         result.rendered, result.definitions, specs, run_promtool=False
@@ -200,3 +200,179 @@ def test_problems_of_every_file_and_stage_come_back_in_one_round(tmp_path: Path)
     assert by_file["billing.yaml"].path == "service"
     assert by_file["ledger.yaml"].path == "custom_alerts[0].expr"
     assert "invalid PromQL" in by_file["ledger.yaml"].message
+
+
+# --- fleet scale: each distinct thing checked once ----------------------------------------------
+
+
+def _fleet(tmp_path: Path, n: int) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        data = config(service=f"svc-{i:02d}", team=f"team-{i % 3}", receiver=f"team-{i % 3}-oncall")
+        write(tmp_path, data, f"svc-{i:02d}.yaml")
+    return tmp_path
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_one_promtool_process_per_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A promtool on PATH that logs each start, then runs the real one."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "promtool.log"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "promtool"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {shutil.which("promtool")} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    configs = _fleet(tmp_path / "services", 12)
+    assert build([configs]).prometheus_rules
+    runs = log.read_text().splitlines()
+    assert len(runs) == 1, runs
+    assert runs[0].startswith("check rules")
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_a_template_rule_promtool_rejects_is_reported_for_every_service(tmp_path: Path) -> None:
+    specs = load_specs([_fleet(tmp_path, 3)])
+    result = render_all(specs, load_templates())
+    for rule_file in result.rendered.prometheus_rules:  # the same template text in every service
+        rule_file.document["groups"][0]["rules"][0]["annotations"]["summary"] += " {{ $labels.x "
+    problems = validate.promtool_check(
+        result.rendered, result.definitions, {s.name: s for s in specs}
+    )
+    services = sorted(re.search(r"service (\S+)\)", p.message)[1] for p in problems)
+    assert services == ["svc-00", "svc-01", "svc-02"]
+    assert all(p.file.endswith(".yaml") and "promtool" in p.message for p in problems)
+
+
+def test_promql_is_parsed_once_per_distinct_expression_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs = load_specs([_fleet(tmp_path, 10)])
+    result = render_all(specs, load_templates())
+    parsed: list[str] = []
+    real = validate.promql_parser.parse
+    monkeypatch.setattr(validate.promql_parser, "parse", lambda t: parsed.append(t) or real(t))
+    validate._check_promql.cache_clear()
+    assert (
+        validate.check_rendered(result.rendered, result.definitions, specs, run_promtool=False)
+        == []
+    )
+    assert len(parsed) == len(set(parsed))  # never the same text twice
+    per_service = len([d for d in result.definitions if d.service == "svc-00"])
+    expressions = len(result.definitions) + sum(
+        len(p.get("targets", [])) for b in result.rendered.dashboards for p in b.model["panels"]
+    )
+    # ten services of one shape cost what one does, not ten times as much
+    assert len(parsed) < expressions / 5 and len(parsed) <= per_service + expressions / 10
+
+
+def test_the_c_loader_keeps_line_numbers(tmp_path: Path) -> None:
+    from platform_obs.provisioning import yamlsrc
+
+    if yaml.__with_libyaml__:
+        assert issubclass(yamlsrc._Loader, yaml.CSafeLoader)
+    doc = yamlsrc.parse("a: 1\nb:\n  c: [1, 2]\n  d: x\n", "f.yaml")
+    assert doc.lines["b.d"] == 4 and doc.lines["b.c"] == 3
+
+
+# --- configs that can never work are refused, each with its message ------------------------------
+
+REFUSALS = [
+    # one unit convention: latencies carry their unit
+    (
+        {"alerts": {"high-latency": {"threshold": 250}}},
+        "alerts.high-latency.threshold",
+        "invalid value for latency parameter (got 250, expected a latency with its unit, "
+        "e.g. 250ms or 0.8s)",
+    ),
+    (
+        {"slos": {"latency": {"threshold": 0.25, "objective": 99}}},
+        "slos.latency.threshold",
+        "wrong type (got 0.25, expected a string matching",
+    ),
+    # a quantile never exceeds the largest finite bucket
+    (
+        {"alerts": {"high-latency": {"threshold": "12s"}}},
+        "alerts.high-latency.threshold",
+        "high-latency can never fire: http.server.request.duration's largest bucket is 10s",
+    ),
+    (
+        {"slos": {"latency": {"threshold": "300ms", "objective": 99}}},
+        "slos.latency.threshold",
+        "latency threshold must be a histogram bucket boundary (for an exact SLI) (got '300ms', "
+        "expected one of 5ms, 10ms",
+    ),
+    # 14.4 x (1 - 0.90) = 1.44: a ratio of 0..1 never exceeds it
+    (
+        {"slos": {"latency": {"threshold": "250ms", "objective": 90}}},
+        "slos.latency.objective",
+        "the page tier of slo-latency-burn-rate can never fire: its threshold 14.4 x budget 0.1 "
+        "= 1.44 is not below 1, and an error ratio never exceeds 1 (got 90.0, expected an "
+        "objective above 93.06%, or alerts.slo-latency-burn-rate.page: false)",
+    ),
+    (
+        {"slos": {"window": "28d", "availability": {"objective": 92}}},
+        "slos.availability.objective",
+        "the page tier of slo-availability-burn-rate can never fire: its threshold 13.44 x "
+        "budget 0.08 = 1.08",
+    ),
+    (
+        {"alerts": {"high-error-ratio": {"threshold": 5}}},
+        "alerts.high-error-ratio.threshold",
+        "(got 5, expected a ratio between 0 and 1 (0.02), or a percentage (2%))",
+    ),
+    (
+        {"alerts": {"high-error-ratio": {"threshold": "2 percent"}}},
+        "alerts.high-error-ratio.threshold",
+        "expected a ratio like 0.02 or a percentage like 2%",
+    ),
+    (
+        {"alerts": {"saturation": {"memory_bytes": "2 gigs"}}},
+        "alerts.saturation.memory_bytes",
+        "expected bytes, or a size with its unit like 512MiB or 2GiB",
+    ),
+    (
+        {"environments": ["production"], "paging_environments": ["prod"]},
+        "paging_environments[0]",
+        "not one of the service's environments (got 'prod', expected one of production)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "path", "message"), REFUSALS)
+def test_configs_that_cannot_work_are_refused(
+    tmp_path: Path, overrides: dict[str, Any], path: str, message: str
+) -> None:
+    with pytest.raises(ValidationFailed) as failed:
+        build([write(tmp_path, config(**overrides))], run_promtool=False)
+    texts = [str(p) for p in failed.value.problems if p.path == path]
+    assert any(message in t for t in texts), [str(p) for p in failed.value.problems]
+
+
+def test_the_page_tier_switched_off_is_not_refused(tmp_path: Path) -> None:
+    slos = {"latency": {"threshold": "250ms", "objective": 90}}
+    alerts = {"slo-latency-burn-rate": {"page": False}}
+    rendered = build([write(tmp_path, config(slos=slos, alerts=alerts))], run_promtool=False)
+    assert rendered.rule_groups
+
+
+def test_units_are_accepted_and_normalised(tmp_path: Path) -> None:
+    alerts = {
+        "high-error-ratio": {"threshold": "2%"},
+        "high-latency": {"threshold": "750ms"},
+        "saturation": {"memory_bytes": "512MiB"},
+    }
+    rendered = build([write(tmp_path, config(alerts=alerts))], run_promtool=False)
+    exprs = {
+        r["alert"]: r["expr"] for r in rendered.prometheus_rules[0].document["groups"][0]["rules"]
+    }
+    assert exprs["HighErrorRatio"].endswith(") > 0.02")
+    assert exprs["HighLatency"].endswith(") > 0.75")
+    assert exprs["HighMemoryUsage"].endswith(f") > {512 * 2**20}")
+
+
+def test_latency_between_bucket_boundaries_warns(tmp_path: Path) -> None:
+    warnings: list[Any] = []
+    alerts = {"high-latency": {"threshold": "300ms"}}
+    build([write(tmp_path, config(alerts=alerts))], run_promtool=False, warnings=warnings)
+    [warning] = [w for w in warnings if w.path == "alerts.high-latency.threshold"]
+    assert "interpolated between 250ms and 500ms" in warning.message

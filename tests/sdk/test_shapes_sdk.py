@@ -82,10 +82,10 @@ def test_unsupported_library_version_warns_once_per_process_tree(tmp_path: Path)
     # Named: the package, its version and the range the instrumentation supports; said once.
     assert [w["event"] for w in warnings] == [
         "fakelib 2.0 is installed but not instrumented: the installed "
-        "opentelemetry-instrumentation supports fakelib<2.0,>=1.0"
+        "opentelemetry-instrumentation supports fakelib>=1.0,<2.0"
     ]
     statuses = [line for line in done.stdout.splitlines() if line.startswith("status=")]
-    assert statuses == ["status=unsupported version|fakelib|2.0|<2.0,>=1.0"] * 2
+    assert statuses == ["status=unsupported version|fakelib|2.0|>=1.0,<2.0"] * 2
     # httpx's second instrumentor (for the httpx2 package, not installed) is no news.
     assert not any("httpx2" in w["event"] for w in warnings)
 

@@ -18,10 +18,13 @@ from grafana_foundation_sdk.models.dashboard import DataSourceRef
 from platform_obs.provisioning import model
 from platform_obs.provisioning.render.dashboards import to_json
 from platform_obs.provisioning.render.definitions import EVALUATORS, AlertDefinition
+from platform_obs.provisioning.render.scope import ENV_LABEL
 from platform_obs.provisioning.spec import ServiceSpec, interval_seconds
 
 EXPR_UID = "__expr__"
 ORG_ID = 1
+#: Notifications group per environment: staging noise never rides on a production page.
+GROUP_BY = ("alertname", "grafana_folder", ENV_LABEL)
 #: Instant queries: the time range only bounds the query; windows live in the expression.
 QUERY_RANGE_SECONDS = 600
 
@@ -93,7 +96,9 @@ def build_rule(
         .no_data_state(defn.no_data)  # type: ignore[arg-type]
         .exec_err_state(defn.exec_err)  # type: ignore[arg-type]
         .is_paused(False)
-        .notification_settings(alerting.NotificationSettings().receiver(defn.receiver))
+        .notification_settings(
+            alerting.NotificationSettings().receiver(defn.receiver).group_by(list(GROUP_BY))
+        )
     )
     return to_json(rule.build())
 

@@ -7,13 +7,20 @@ shape, so both outputs always say the same thing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from platform_obs.provisioning import model
 from platform_obs.provisioning.placeholders import Scope, expand, expand_query, expand_value
 from platform_obs.provisioning.render.dashboards import dashboard_uid, selected_dashboards
-from platform_obs.provisioning.render.scope import base_values, query_rewrite, slo_values
+from platform_obs.provisioning.render.recording import sli_error_selector
+from platform_obs.provisioning.render.scope import (
+    ENV_LABEL,
+    base_values,
+    query_rewrite,
+    series_selector,
+    slo_values,
+)
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import (
     AlertTemplate,
@@ -69,35 +76,68 @@ def fmt_number(value: float) -> str:
 def burn_rate_expr(
     burn: BurnRate, tier: str, window_period: str, budget: float, scope: Scope
 ) -> str:
-    """``(ratio(long) > f*budget and ratio(short) > f*budget) or (...)`` for one tier."""
+    """``(ratio(long) > f*budget and ratio(short) > f*budget) or (...)`` for one tier, on the
+    recorded error ratios (:mod:`~platform_obs.provisioning.render.recording`)."""
     pairs = burn.windows.get(window_period, {}).get(tier, ())
+    selector = scope.values["selector"]
     clauses = []
     for pair in pairs:
         limit = fmt_number(pair.factor * budget)
-        long_ = expand(burn.error_ratio, _with(scope, window=pair.long))
-        short = expand(burn.error_ratio, _with(scope, window=pair.short))
-        clauses.append(f"(({long_}) > {limit} and ({short}) > {limit})")
+        long_ = sli_error_selector(burn.slo, pair.long, selector)
+        short = sli_error_selector(burn.slo, pair.short, selector)
+        clauses.append(f"({long_} > {limit} and {short} > {limit})")
     return " or ".join(clauses)
-
-
-def _with(scope: Scope, **values: str) -> Scope:
-    return Scope(
-        values={**scope.values, **values},
-        params=scope.params,
-        slo=scope.slo,
-        functions=scope.functions,
-    )
 
 
 def resolve_params(spec: ServiceSpec, template: AlertTemplate) -> dict[str, Any]:
     """Template defaults (by service tier), then the service's overrides, plus implicit ones."""
-    params: dict[str, Any] = {n: p.default_for(spec.tier) for n, p in template.parameters.items()}
+    params: dict[str, Any] = {
+        n: p.default_for(spec.tier, spec.satisfies) for n, p in template.parameters.items()
+    }
     params["receiver"] = spec.receiver
     params["runbook_url"] = None  # filled from the template's runbook_url below
     overrides = spec.alerts.get(template.id)
     if isinstance(overrides, dict):
         params.update(overrides)
+    for name, param in template.parameters.items():  # 250ms -> 0.25, 2% -> 0.02, 1GiB -> bytes
+        if name in params:
+            normalised = param.normalise(params[name])
+            params[name] = params[name] if normalised is None else normalised
     return params
+
+
+def severity_label(spec: ServiceSpec, severity: str) -> str:
+    """``critical`` pages only in the service's paging environments; elsewhere it is sent as a
+    ``warning``. Per environment in one rule: a label template both Prometheus and Grafana expand."""
+    if severity != "critical":
+        return severity
+    pages = [e for e in spec.environments if e in spec.pages_in]
+    if len(pages) == len(spec.environments):
+        return "critical"
+    if not pages:
+        return "warning"
+    names = " ".join(f'"{e}"' for e in pages)
+    return f"{{{{ if eq $labels.{ENV_LABEL} {names} }}}}critical{{{{ else }}}}warning{{{{ end }}}}"
+
+
+def _per_environment(spec: ServiceSpec, expr: str, scope: Scope) -> str:
+    """``expr`` once per environment with an ``=`` selector, joined by ``or``."""
+    parts = []
+    for env in spec.environments:
+        one = replace(spec, environments=(env,))
+        values = {**scope.values, "selector": series_selector(one, dashboard=False)}
+        parts.append(
+            expand_query(
+                expr,
+                Scope(
+                    values=values,
+                    params=scope.params,
+                    slo=scope.slo,
+                    query_rewrite=scope.query_rewrite,
+                ),
+            )
+        )
+    return " or ".join(parts)
 
 
 def applicable_templates(spec: ServiceSpec, templates: Templates) -> list[AlertTemplate]:
@@ -162,7 +202,7 @@ def _definition(
     params: dict[str, Any],
     boards: dict[str, Any],
 ) -> AlertDefinition:
-    severity = str(expand_value(rule.severity, scope))
+    severity = severity_label(spec, str(expand_value(rule.severity, scope)))
     labels = {
         **spec.labels,
         **{k: expand(v, scope) for k, v in rule.labels.items()},
@@ -183,12 +223,20 @@ def _definition(
         if all(map(spec.satisfies, panel.requires)):
             board_uid, panel_id = dashboard_uid(spec.name, board.id), board.panel_ids()[rule.panel]
     threshold = expand_value(rule.threshold, scope) if rule.op else None
+    expr = (
+        _per_environment(spec, rule.expr, scope)
+        if rule.per_environment
+        else expand_query(rule.expr, scope)
+    )
+    alert = expand(rule.alert, scope)
     return AlertDefinition(
         service=spec.name,
         uid=model.stable_uid(spec.name, template.id, rule.id),
-        alert=expand(rule.alert, scope),
-        title=expand(rule.title, scope),
-        expr=" ".join(expand_query(rule.expr, scope).split()),
+        alert=alert,
+        # Grafana's alertname is the rule title: the same name as the Prometheus rule, so
+        # silences, routes and inhibitions carry over between the two outputs.
+        title=alert,
+        expr=" ".join(expr.split()),
         for_=str(expand_value(rule.for_, scope)),
         labels=labels,
         annotations=annotations,
@@ -213,7 +261,7 @@ def custom_alerts(spec: ServiceSpec) -> list[AlertDefinition]:
         labels = {
             **spec.labels,
             **custom.labels,
-            "severity": custom.severity,
+            "severity": severity_label(spec, custom.severity),
             "team": spec.team,
             "service": spec.name,
             model.MANAGED_BY_LABEL: model.MANAGER,

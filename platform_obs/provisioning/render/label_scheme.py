@@ -19,7 +19,8 @@ series is joined with it::
 Templates stay as they are: ``${selector}`` expands to the ``job`` matcher and the join is added
 to the expanded query by :func:`apply`, which finds the service's selectors with a small PromQL
 tokenizer (strings, brackets) rather than pattern matching. ``absent*`` calls are left unjoined:
-a series that is absent has no ``instance`` to join on.
+a series that is absent has no ``instance`` to join on. Recorded series (``level:metric:ops``
+names) are left alone: their recording rule joined already and labels them with the ``job``.
 """
 
 from __future__ import annotations
@@ -132,6 +133,12 @@ def apply(expr: str, join: Join) -> str:
         if at < 0:
             return out
         close = _close(out, mask, at, "{", "}")
+        name_start = at
+        while name_start > 0 and (out[name_start - 1].isalnum() or out[name_start - 1] in "_:"):
+            name_start -= 1
+        if ":" in out[name_start:at]:  # a recorded series (level:metric:ops): already joined
+            search_from = close + 1
+            continue
         after = close + 1
         while after < len(out) and out[after] == " ":
             after += 1

@@ -11,8 +11,12 @@ from typing import Any
 
 from platform_obs.provisioning import model
 from platform_obs.provisioning.durations import format_seconds, seconds
+from platform_obs.provisioning.placeholders import Scope
+from platform_obs.provisioning.render import recording
 from platform_obs.provisioning.render.definitions import AlertDefinition
+from platform_obs.provisioning.render.scope import base_values, slo_values
 from platform_obs.provisioning.spec import ServiceSpec, interval_seconds
+from platform_obs.provisioning.templates import Templates
 
 RECEIVER_LABEL = "receiver"
 
@@ -37,3 +41,19 @@ def render_rule_file(spec: ServiceSpec, defns: list[AlertDefinition]) -> model.P
         "rules": [prometheus_rule(d) for d in defns],
     }
     return model.PrometheusRuleFile(service=spec.name, document={"groups": [group]})
+
+
+def render_recording_file(
+    spec: ServiceSpec, templates: Templates
+) -> model.PrometheusRuleFile | None:
+    """The service's SLO recording rules (``slo:sli_error:ratio_rate<window>``), or ``None``."""
+    scope = Scope(values=base_values(spec, dashboard=False), slo=slo_values(spec))
+    rules = recording.recording_rules(spec, templates, scope)
+    if not rules:
+        return None
+    group = {
+        "name": recording.group_name(spec.name),
+        "interval": format_seconds(interval_seconds(spec)),
+        "rules": rules,
+    }
+    return model.PrometheusRuleFile(service=spec.name, document={"groups": [group]}, kind="slo")

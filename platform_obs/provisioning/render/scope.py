@@ -13,7 +13,10 @@ from typing import Any
 from platform_obs import conventions
 from platform_obs.provisioning.placeholders import Scope
 from platform_obs.provisioning.render import label_scheme
+from platform_obs.provisioning.render.recording import sli_error_function
 from platform_obs.provisioning.spec import ServiceSpec
+from platform_obs.provisioning.templates import Templates
+from platform_obs.provisioning.units import format_latency
 
 SERVICE_LABEL = conventions.prom_label(conventions.SERVICE_NAME)
 ENV_LABEL = conventions.prom_label(conventions.DEPLOYMENT_ENVIRONMENT)
@@ -41,6 +44,11 @@ def series_selector(spec: ServiceSpec, *, dashboard: bool) -> str:
         return f"{label_scheme.JOB}={quote(label_scheme.job_value(service, spec.namespace))}"
     if dashboard:
         parts = [f'{SERVICE_LABEL}="$service"', f'{ENV_LABEL}=~"$env"']
+    elif len(spec.environments) == 1:  # `=` for one value: cheaper, and what people expect
+        parts = [
+            f"{SERVICE_LABEL}={quote(spec.name)}",
+            f"{ENV_LABEL}={quote(spec.environments[0])}",
+        ]
     else:
         envs = "|".join(_regex_escape(e) for e in spec.environments)
         parts = [f"{SERVICE_LABEL}={quote(spec.name)}", f"{ENV_LABEL}=~{quote(envs)}"]
@@ -66,6 +74,15 @@ def env_values_query(spec: ServiceSpec) -> str:
         job = label_scheme.job_value("$service", spec.namespace)
         return f"label_values({label_scheme.TARGET_INFO_METRIC}{{job={quote(job)}}}, {ENV_LABEL})"
     return f'label_values({{{SERVICE_LABEL}="$service"}}, {ENV_LABEL})'
+
+
+def service_labels(spec: ServiceSpec) -> str:
+    """The labels that identify one service in one environment: what every aggregation keeps,
+    so panels split by environment and alerts fire per environment."""
+    labels = [SERVICE_LABEL, ENV_LABEL]
+    if spec.namespace:
+        labels.insert(1, NAMESPACE_LABEL)
+    return ", ".join(labels)
 
 
 def le_matcher(threshold: float) -> str:
@@ -95,6 +112,7 @@ def slo_values(spec: ServiceSpec) -> dict[str, Any]:
         out["latency.objective"] = _ratio(slos.latency.objective / 100)
         out["latency.budget"] = _ratio(1 - slos.latency.objective / 100)
         out["latency.threshold"] = slos.latency.threshold
+        out["latency.threshold_text"] = format_latency(slos.latency.threshold)
         out["latency.le"] = le_matcher(slos.latency.threshold)
     return out
 
@@ -102,19 +120,28 @@ def slo_values(spec: ServiceSpec) -> dict[str, Any]:
 def base_values(spec: ServiceSpec, *, dashboard: bool) -> dict[str, str]:
     return {
         "selector": series_selector(spec, dashboard=dashboard),
+        "service_labels": service_labels(spec),
+        # The process a series comes from (scrape target, or service.instance.id via OTLP).
+        "instance_label": "instance",
         "log_selector": f'{conventions.LOKI_SERVICE_LABEL}="$service"'
         if dashboard
         else f"{conventions.LOKI_SERVICE_LABEL}={quote(spec.name)}",
-        "trace_selector": f'{conventions.TEMPO_SERVICE_ATTRIBUTE}="$service"',
+        "trace_selector": f'{conventions.TEMPO_SERVICE_ATTRIBUTE}="$service" && '
+        f'resource.{conventions.DEPLOYMENT_ENVIRONMENT}=~"$env"',
         "service_name": spec.name,
         "team": spec.team,
         "runbook_base_url": spec.runbook_base_url,
     }
 
 
-def dashboard_scope(spec: ServiceSpec) -> Scope:
+def dashboard_scope(spec: ServiceSpec, templates: Templates | None = None) -> Scope:
+    values = base_values(spec, dashboard=True)
+    functions = {}
+    if templates is not None:
+        functions["sli_error"] = sli_error_function(spec, templates, values["selector"])
     return Scope(
-        values=base_values(spec, dashboard=True),
+        values=values,
         slo=slo_values(spec),
+        functions=functions,
         query_rewrite=query_rewrite(spec, dashboard=True),
     )
