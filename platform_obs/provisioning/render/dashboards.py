@@ -253,6 +253,8 @@ def _queries(
         )
         for window in windows:
             selected = recording.sli_error_selector(slo, window, scope.values["selector"])
+            if scope.query_rewrite:  # the label scheme's environment filter
+                selected = scope.query_rewrite(selected)
             queries.append(
                 _Query(
                     f"{selected} / {fmt_number(budget)}",
