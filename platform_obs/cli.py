@@ -6,6 +6,7 @@ Thin on purpose: parses arguments, calls ``platform_obs.provisioning``, prints. 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,15 +27,55 @@ EXIT_CHANGES = 2  # plan --detailed-exitcode: changes present
 EXIT_GRAFANA = 3  # Grafana error: auth, permission, network, conflict; nothing or little written
 EXIT_PARTIAL = 4  # apply wrote some objects but others failed
 
-EXIT_CODES_HELP = """
-\b
-Exit codes:
-  0  success; for plan: no changes (or changes without --detailed-exitcode)
-  1  invalid configuration or usage (nothing was written)
-  2  plan --detailed-exitcode only: changes are present
-  3  Grafana error: authentication, permission, network, conflict
-  4  apply partly failed: some objects were written, others failed
-"""
+#: Default of every command's PATH argument.
+DEFAULT_CONFIG = Path("platform-obs.yaml")
+#: Commands in the order of the workflow, which is also the order of ``--help``.
+WORKFLOW = ("scaffold", "validate", "render", "plan", "apply", "doctor")
+
+
+def _exit_codes(*rows: tuple[int, str]) -> str:
+    lines = "\n".join(f"  {code}  {meaning}" for code, meaning in rows)
+    return f"\n\b\nExit codes:\n{lines}\n"
+
+
+EXIT_CODES_HELP = _exit_codes(
+    (0, "success; for plan: no changes (or changes without --detailed-exitcode)"),
+    (1, "invalid configuration or usage (nothing was written)"),
+    (2, "plan --detailed-exitcode only: changes are present"),
+    (3, "Grafana error: authentication, permission, network, conflict"),
+    (4, "apply partly failed: some objects were written, others failed"),
+)
+_INVALID = (1, "invalid configuration or usage (nothing was written)")
+_GRAFANA = (3, "Grafana error: authentication, permission, network, conflict")
+COMMAND_EXIT_CODES = {
+    "scaffold": _exit_codes(
+        (0, "the config was written"),
+        (
+            1,
+            "a value is missing, the file exists (without --force) or the result does not "
+            "validate (nothing was written)",
+        ),
+    ),
+    "validate": _exit_codes((0, "every config is valid"), (1, "problems found, or bad usage")),
+    "render": _exit_codes((0, "files written"), _INVALID),
+    "plan": _exit_codes(
+        (0, "no changes (or changes without --detailed-exitcode)"),
+        _INVALID,
+        (2, "with --detailed-exitcode: changes are present"),
+        _GRAFANA,
+    ),
+    "apply": _exit_codes(
+        (0, "applied, or nothing to do"),
+        (
+            1,
+            "invalid configuration or usage, prune over --max-deletes, or cancelled at the "
+            "prompt (nothing was written)",
+        ),
+        _GRAFANA,
+        (4, "partly failed: some objects were written, others failed"),
+    ),
+    "doctor": _exit_codes((0, "every check passed or was skipped"), (1, "a check failed")),
+}
 
 
 class _Cli(click.Group):
@@ -53,6 +94,11 @@ class _Cli(click.Group):
             click.echo("Aborted.", err=True)
             sys.exit(EXIT_INVALID)
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Workflow order, not alphabetical."""
+        rank = {name: i for i, name in enumerate(WORKFLOW)}
+        return sorted(self.commands, key=lambda name: (rank.get(name, len(rank)), name))
 
 
 def _version() -> str:
@@ -74,9 +120,53 @@ def cli() -> None:
     """
 
 
-_paths = click.argument(
-    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+_paths = click.argument("paths", metavar="[PATH]...", nargs=-1, type=click.Path(path_type=Path))
+
+
+def _config_paths(paths: Sequence[Path]) -> list[Path]:
+    """The PATH arguments, or the default; a path that does not exist is a usage error."""
+    chosen = list(paths) or [DEFAULT_CONFIG]
+    for path in chosen:
+        if not path.exists():
+            hint = (
+                " (the default; pass config files or a directory, or run `platform-obs "
+                "scaffold` to write one)"
+                if not paths
+                else ""
+            )
+            _fail(f"{path}: no such file or directory{hint}", EXIT_INVALID)
+    return chosen
+
+
+def _command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
+    """A subcommand whose help ends with the exit codes that apply to it."""
+    return cli.command(name, epilog=COMMAND_EXIT_CODES[name])
+
+
+_color = click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the plan (default: when stdout is a terminal and NO_COLOR is not set).",
 )
+_show_json = click.option(
+    "--diff",
+    "show_json",
+    is_flag=True,
+    help="Also show the raw JSON diff of every update (what Grafana stores).",
+)
+
+
+def _use_color(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 _templates = click.option(
     "--templates",
     "templates_dir",
@@ -186,7 +276,7 @@ def _check_receivers(rendered: Rendered, grafana: Grafana) -> None:
 # --- validate / render --------------------------------------------------------------------------
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@_command("validate")
 @_paths
 @_templates
 @_policy
@@ -198,7 +288,11 @@ def validate(
 
     Prints every problem with file, line and key; exits 1 if there is any. Policy warnings are
     printed and do not fail.
+
+    PATH: service config files, or directories whose *.yaml/*.yml files are service configs
+    (default: platform-obs.yaml in the current directory).
     """
+    paths = tuple(_config_paths(paths))
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     click.echo(
         f"OK: {len(rendered.services)} service(s), {len(rendered.dashboards)} dashboard(s), "
@@ -207,7 +301,7 @@ def validate(
     return EXIT_OK
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@_command("render")
 @_paths
 @click.option(
     "--out",
@@ -236,10 +330,14 @@ def render(
 
     Also writes backstage/<service>.catalog-info.yaml with the annotations the Backstage Grafana
     plugin reads. Needs no Grafana server. Nothing is written when validation fails.
+
+    PATH: service config files, or directories whose *.yaml/*.yml files are service configs
+    (default: platform-obs.yaml in the current directory).
     """
     from platform_obs.provisioning.backstage import grafana_url_problem
     from platform_obs.provisioning.outputs import write_all
 
+    paths = tuple(_config_paths(paths))
     if grafana_url is not None and (why := grafana_url_problem(grafana_url)):
         _fail(why, EXIT_INVALID)
     rendered = _build(
@@ -282,18 +380,19 @@ _deep = click.option(
 )
 
 
-def _print_plan(plan: Plan, output: str) -> None:
-    from platform_obs.provisioning import plan as planmod
+def _print_plan(plan: Plan, output: str, *, color: bool = False, show_json: bool = False) -> None:
+    from platform_obs.provisioning import plan_view
 
-    render_fn = {
-        "text": planmod.render_text,
-        "json": planmod.render_json,
-        "markdown": planmod.render_markdown,
-    }[output]
-    click.echo(render_fn(plan), nl=False)
+    if output == "json":
+        text = plan_view.render_json(plan)
+    elif output == "markdown":
+        text = plan_view.render_markdown(plan, show_json=show_json)
+    else:
+        text = plan_view.render_text(plan, color=color, show_json=show_json)
+    click.echo(text, nl=False, color=color)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@_command("plan")
 @_paths
 @_prune
 @click.option(
@@ -304,6 +403,8 @@ def _print_plan(plan: Plan, output: str) -> None:
     show_default=True,
     help="Plan format; markdown suits a CI job summary or pull-request comment.",
 )
+@_show_json
+@_color
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -318,6 +419,8 @@ def plan(
     paths: tuple[Path, ...],
     prune: bool,
     output: str,
+    show_json: bool,
+    color: bool | None,
     detailed_exitcode: bool,
     deep: bool,
     adopt: bool,
@@ -327,17 +430,22 @@ def plan(
 ) -> int:
     """Show what apply would change in Grafana (reads only, writes nothing).
 
-    Reads GRAFANA_URL and GRAFANA_TOKEN from the environment.
+    Each change is shown per service, object and alert rule or panel, in the config's terms
+    (for: 5m → 10m). Reads GRAFANA_URL and GRAFANA_TOKEN from the environment.
+
+    PATH: service config files, or directories whose *.yaml/*.yml files are service configs
+    (default: platform-obs.yaml in the current directory).
     """
     from platform_obs.provisioning.plan import build_plan
 
+    paths = tuple(_config_paths(paths))
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
         the_plan = _grafana_errors(
             lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         )
         _check_receivers(rendered, grafana)
-    _print_plan(the_plan, output)
+    _print_plan(the_plan, output, color=_use_color(color), show_json=show_json)
     if the_plan.refused:
         _fail(_refused_message(the_plan), EXIT_INVALID)
     if detailed_exitcode and the_plan.has_changes:
@@ -345,7 +453,7 @@ def plan(
     return EXIT_OK
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@_command("apply")
 @_paths
 @_prune
 @click.option(
@@ -363,6 +471,14 @@ def plan(
     "rules are locked in the UI so this tool stays the source of truth.",
 )
 @click.option("--dry-run", is_flag=True, help="Only print the plan; write nothing.")
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Do not ask for confirmation (it is only asked when stdin is a terminal).",
+)
+@_show_json
+@_color
 @click.option(
     "--message",
     "-m",
@@ -394,6 +510,9 @@ def apply(
     force: bool,
     allow_ui_edits: bool,
     dry_run: bool,
+    yes: bool,
+    show_json: bool,
+    color: bool | None,
     message: str | None,
     progress: bool | None,
     parallelism: int,
@@ -406,7 +525,12 @@ def apply(
     """Validate, plan, then write the changes to Grafana.
 
     If any config is invalid, nothing is written. Unchanged objects are not written, so running
-    apply twice is safe. Reads GRAFANA_URL and GRAFANA_TOKEN from the environment.
+    apply twice is safe. On a terminal the plan is shown and apply asks before writing (--yes
+    skips the question; without a terminal, as in CI, nothing is asked). Reads GRAFANA_URL and
+    GRAFANA_TOKEN from the environment.
+
+    PATH: service config files, or directories whose *.yaml/*.yml files are service configs
+    (default: platform-obs.yaml in the current directory).
     """
     from platform_obs.provisioning.apply import (
         TooManyDeletes,
@@ -416,13 +540,14 @@ def apply(
     )
     from platform_obs.provisioning.plan import build_plan
 
+    paths = tuple(_config_paths(paths))
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect(parallelism) as grafana:
         the_plan: Plan = _grafana_errors(
             lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         )
         _check_receivers(rendered, grafana)  # before any write
-        _print_plan(the_plan, "text")
+        _print_plan(the_plan, "text", color=_use_color(color), show_json=show_json)
         if the_plan.refused:
             _fail(_refused_message(the_plan), EXIT_INVALID)
         if dry_run or not the_plan.has_changes:
@@ -431,6 +556,9 @@ def apply(
             check_deletes(the_plan, max_deletes=max_deletes, force=force)
         except TooManyDeletes as exc:
             _fail(str(exc), EXIT_INVALID)
+        if not yes and _stdin_is_terminal() and not _confirm(the_plan):
+            click.echo("Apply cancelled; nothing was written.", err=True)
+            return EXIT_INVALID
         show = sys.stderr.isatty() if progress is None else progress
         with _Progress(len(the_plan.writes), enabled=show) as bar:
             result = apply_plan(
@@ -444,6 +572,14 @@ def apply(
                 parallelism=parallelism,
             )
     return _report(result)
+
+
+def _confirm(plan: Plan) -> bool:
+    n = len(plan.writes)
+    target = os.environ.get("GRAFANA_URL", "Grafana").strip()
+    return click.confirm(
+        f"Apply {n} change{'s' if n != 1 else ''} to {target}?", default=False, err=True
+    )
 
 
 def _refused_message(the_plan: Plan) -> str:
@@ -526,6 +662,23 @@ class _Progress:
 # --- onboarding: scaffold / doctor --------------------------------------------------------------
 
 
+def _scaffold_target(paths: tuple[Path, ...], old_output: Path | None) -> Path:
+    if old_output is not None:
+        click.echo(
+            "warning: scaffold -o/--output FILE is deprecated and will be removed; pass the "
+            "file as an argument (platform-obs scaffold FILE). Elsewhere -o means the output "
+            "format.",
+            err=True,
+        )
+        if paths:
+            _fail("give the file once: as PATH, not also with -o/--output", EXIT_INVALID)
+        paths = (old_output,)
+    if len(paths) > 1:
+        _fail("scaffold writes one config: pass one PATH", EXIT_INVALID)
+    target = paths[0] if paths else DEFAULT_CONFIG
+    return target / DEFAULT_CONFIG.name if target.is_dir() else target
+
+
 def _stdin_is_terminal() -> bool:
     try:
         return sys.stdin.isatty()
@@ -545,15 +698,15 @@ def _ask_name(label: str, default: str | None) -> str:
     return str(click.prompt(label, default=default, value_proc=check))
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@_command("scaffold")
+@_paths
 @click.option(
     "--output",
     "-o",
-    "output",
+    "old_output",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("platform-obs.yaml"),
-    show_default=True,
-    help="File to write.",
+    hidden=True,
+    help="Deprecated: pass the file as PATH.",
 )
 @click.option("--service", help="Service name (default: [project].name of pyproject.toml).")
 @click.option("--team", help="Owning team.")
@@ -576,7 +729,8 @@ def _ask_name(label: str, default: str | None) -> str:
 @_templates
 @_policy
 def scaffold(
-    output: Path,
+    paths: tuple[Path, ...],
+    old_output: Path | None,
     service: str | None,
     team: str | None,
     tier: int | None,
@@ -594,7 +748,11 @@ def scaffold(
     The service name comes from pyproject.toml when present; team, tier and receiver are asked
     for, or passed as flags. The file is checked like `validate` before it is written, and an
     existing file is never overwritten without --force.
+
+    PATH: the file to write, or a directory to write platform-obs.yaml into (default:
+    platform-obs.yaml in the current directory).
     """
+    output = _scaffold_target(paths, old_output)
     from platform_obs.provisioning import scaffold as sc
     from platform_obs.provisioning.model import Problem, ValidationFailed
     from platform_obs.provisioning.pipeline import build
@@ -689,13 +847,8 @@ def scaffold(
     return EXIT_OK
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument(
-    "config",
-    required=False,
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("platform-obs.yaml"),
-)
+@_command("doctor")
+@_paths
 @click.option(
     "--prometheus-url",
     envvar="PLATFORM_OBS_PROMETHEUS_URL",
@@ -712,7 +865,7 @@ def scaffold(
 @_templates
 @_policy
 def doctor(
-    config: Path,
+    paths: tuple[Path, ...],
     prometheus_url: str | None,
     timeout: float,
     templates_dir: Path | None,
@@ -724,9 +877,13 @@ def doctor(
     from the environment exactly as platform_obs.init() resolves it, and sent a test span, metric
     point and log record. Grafana is checked when GRAFANA_URL and GRAFANA_TOKEN are set. Exits 1
     when any check failed.
+
+    PATH: the service's config file, or a directory holding exactly one (default:
+    platform-obs.yaml in the current directory).
     """
     from platform_obs.provisioning import doctor as doc
 
+    config = _one_config(paths)
     results = doc.run(
         config,
         prometheus_url=prometheus_url,
@@ -742,6 +899,28 @@ def doctor(
         ascii_only = True
     click.echo(doc.report(results, ascii_only=ascii_only), nl=False)
     return EXIT_INVALID if any(r.failed for r in results) else EXIT_OK
+
+
+def _one_config(paths: tuple[Path, ...]) -> Path:
+    """doctor checks one service: a file, or a directory with one config (a missing file is
+    reported by the config check itself)."""
+    from platform_obs.provisioning.spec import config_files
+
+    if len(paths) > 1:
+        _fail("doctor checks one service: pass one config file", EXIT_INVALID)
+    path = paths[0] if paths else DEFAULT_CONFIG
+    if not path.is_dir():
+        return path
+    found, _ = config_files([path])
+    if (path / DEFAULT_CONFIG.name).is_file():
+        return path / DEFAULT_CONFIG.name
+    if len(found) != 1:
+        _fail(
+            f"{path}: doctor checks one service, and this directory holds {len(found)} "
+            "config files; pass one of them",
+            EXIT_INVALID,
+        )
+    return found[0]
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

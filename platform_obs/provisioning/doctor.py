@@ -655,7 +655,8 @@ def check_grafana(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[CheckResult]:
     from platform_obs.provisioning.grafana import Grafana, GrafanaError, RetryPolicy
-    from platform_obs.provisioning.plan import build_plan, group_rules, summary_line
+    from platform_obs.provisioning.plan import build_plan, group_rules
+    from platform_obs.provisioning.plan_view import summary_line
 
     environ = os.environ if environ is None else environ
     if not (environ.get("GRAFANA_URL", "").strip() and environ.get("GRAFANA_TOKEN", "").strip()):

@@ -13,13 +13,9 @@ from pathlib import Path
 
 from platform_obs.provisioning import backstage, policy, validate
 from platform_obs.provisioning.model import Folder, Problem, Rendered, ValidationFailed
-from platform_obs.provisioning.render.alerts import render_rule_group
-from platform_obs.provisioning.render.dashboards import render_dashboards
-from platform_obs.provisioning.render.definitions import AlertDefinition, resolve_alerts
-from platform_obs.provisioning.render.prometheus_rules import (
-    render_recording_file,
-    render_rule_file,
-)
+from platform_obs.provisioning.render.definitions import AlertDefinition
+from platform_obs.provisioning.render.prometheus_rules import render_recording_file
+from platform_obs.provisioning.render.service import Renderer
 from platform_obs.provisioning.spec import ServiceSpec, read_specs
 from platform_obs.provisioning.templates import Templates, load_templates
 
@@ -41,19 +37,18 @@ def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResu
     rendered = Rendered()
     definitions: list[AlertDefinition] = []
     folders: dict[str, Folder] = {}
+    renderer = Renderer(templates)  # configs of the same shape are rendered once
     for spec in sorted(specs, key=lambda s: s.name):
-        service_folders, boards = render_dashboards(spec, templates)
-        for folder in service_folders:  # team folders are shared: parents before children
+        out = renderer.render(spec)
+        for folder in out.folders:  # team folders are shared: parents before children
             folders.setdefault(folder.uid, folder)
-        service_folder = service_folders[-1]
-        defns = resolve_alerts(spec, templates)
-        definitions.extend(defns)
+        definitions.extend(out.definitions)
         rendered.services.append(spec.name)
         rendered.teams[spec.name] = spec.team
-        rendered.dashboards.extend(boards)
-        if defns:
-            rendered.rule_groups.append(render_rule_group(spec, service_folder.uid, defns))
-            rendered.prometheus_rules.append(render_rule_file(spec, defns))
+        rendered.dashboards.extend(out.dashboards)
+        if out.rule_group is not None and out.rule_file is not None:
+            rendered.rule_groups.append(out.rule_group)
+            rendered.prometheus_rules.append(out.rule_file)
         recordings = render_recording_file(spec, templates)
         if recordings is not None:
             rendered.prometheus_rules.append(recordings)

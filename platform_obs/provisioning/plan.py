@@ -74,6 +74,9 @@ class Change:
     notes: tuple[str, ...] = ()
     #: What apply sends (create/update) or needs to identify the object (delete). Not printed.
     payload: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Normalised live and desired state (None where there is none), for field-level views.
+    before: Any = field(default=None, repr=False, compare=False)
+    after: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -161,7 +164,8 @@ def hash_tag(tags: Iterable[Any]) -> str | None:
 
 def desired_dashboard(d: Dashboard, owner: Owner | None = None) -> dict[str, Any]:
     """The dashboard JSON apply sends: model + tags + ownership marker + content hash tag."""
-    model = copy.deepcopy(d.model)
+    # Only top-level keys change: a shallow copy (a deep copy per dashboard dominated planning).
+    model = dict(d.model)
     for server_field in ("id", "version"):
         model.pop(server_field, None)
     tags = _strip_hash_tags(model.get("tags") or [])
@@ -194,11 +198,8 @@ def _is_empty(value: Any) -> bool:
 
 def normalise_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """A rule with server-owned fields and empty/default values removed, durations in seconds."""
-    out = {
-        k: copy.deepcopy(v)
-        for k, v in rule.items()
-        if k not in _SERVER_RULE_FIELDS and not _is_empty(v)
-    }
+    # Shallow: only top-level keys change, and normalised rules are only read (compared, shown).
+    out = {k: v for k, v in rule.items() if k not in _SERVER_RULE_FIELDS and not _is_empty(v)}
     if out.get("isPaused") is False:
         del out["isPaused"]
     for key in _RULE_DURATION_FIELDS:
@@ -325,7 +326,10 @@ def _plan_folders(
         payload = {"uid": f.uid, "title": f.title, "parentUid": f.parent_uid}
         have = live.get(f.uid)
         if have is None:
-            out.append(Change("create", "folder", f.uid, title=f.title, payload=payload))
+            after = {"title": f.title, "parentUid": f.parent_uid}
+            out.append(
+                Change("create", "folder", f.uid, title=f.title, payload=payload, after=after)
+            )
             continue
         verdict = ownership.folder_verdict(f.uid, f.parent_uid, have, live)
         notes: tuple[str, ...] = ()
@@ -355,6 +359,8 @@ def _plan_folders(
                     diff=diff,
                     payload=payload,
                     notes=notes,
+                    before=before,
+                    after=after,
                 )
             )
     return out
@@ -429,7 +435,16 @@ def _plan_dashboards(
         diff = unified_diff(before, after, f"dashboard/{d.uid}")
         out.append(
             Change(
-                "update", "dashboard", d.uid, d.service, d.title, diff, payload=payload, notes=notes
+                "update",
+                "dashboard",
+                d.uid,
+                d.service,
+                d.title,
+                diff,
+                payload=payload,
+                notes=notes,
+                before=before,
+                after=after,
             )
         )
 
@@ -544,7 +559,12 @@ def _plan_rule_groups(
         # What apply re-merges with the group as it is right before the write.
         payload["declared"] = merge.desired
         if have is None:
-            out.append(Change("create", "rule_group", label, g.service, g.title, payload=payload))
+            after = normalise_group(float(g.interval_seconds), g.rules)
+            out.append(
+                Change(
+                    "create", "rule_group", label, g.service, g.title, payload=payload, after=after
+                )
+            )
             continue
         if have.provenance == "file":
             reason = "file-provisioned in Grafana; the API cannot change it"
@@ -566,6 +586,8 @@ def _plan_rule_groups(
                 diff,
                 payload=payload,
                 notes=tuple(notes),
+                before=before,
+                after=after,
             )
         )
 
@@ -589,7 +611,18 @@ def _plan_rule_groups(
                 continue
             payload = {"folderUid": key[0], "group": key[1], "owner": owner}
             if not merge.kept:
-                out.append(Change("delete", "rule_group", label, service, key[1], payload=payload))
+                before = normalise_group(None, have.rules)
+                out.append(
+                    Change(
+                        "delete",
+                        "rule_group",
+                        label,
+                        service,
+                        key[1],
+                        payload=payload,
+                        before=before,
+                    )
+                )
                 continue
             # Others' rules stay: the group is rewritten with only them.
             interval = live_interval(key, have) or 60
@@ -601,9 +634,8 @@ def _plan_rule_groups(
             }
             payload["declared"] = []
             before = normalise_group(interval, have.rules)
-            diff = unified_diff(
-                before, normalise_group(interval, merge.rules), f"rule_group/{label}"
-            )
+            after = normalise_group(interval, merge.rules)
+            diff = unified_diff(before, after, f"rule_group/{label}")
             out.append(
                 Change(
                     "update",
@@ -614,6 +646,8 @@ def _plan_rule_groups(
                     diff,
                     payload=payload,
                     notes=tuple(merge.notes()),
+                    before=before,
+                    after=after,
                 )
             )
     return out
@@ -662,98 +696,3 @@ def _plan_folder_prune(
         title = str(live_folders[uid].get("title", ""))
         out.append(Change("delete", "folder", uid, service, title, payload={"uid": uid}))
     return out
-
-
-# --- reports ------------------------------------------------------------------------------------
-
-_SYMBOL = {
-    "create": "+",
-    "update": "~",
-    "delete": "-",
-    "skip": "!",
-    "unchanged": "=",
-    "refuse": "x",
-}
-
-
-def summary_line(plan: Plan) -> str:
-    n = plan.counts()
-    line = (
-        f"Plan: {n['create']} to create, {n['update']} to update, {n['delete']} to delete, "
-        f"{n['unchanged']} unchanged"
-    )
-    if n["skip"]:
-        line += f", {n['skip']} skipped"
-    if n["refuse"]:
-        line += f", {n['refuse']} refused (not owned by this config; nothing will be written)"
-    return line + "."
-
-
-def _describe(c: Change) -> str:
-    text = f"{_SYMBOL[c.action]} {c.kind:<10} {c.key}"
-    if c.title and c.title != c.key and c.kind != "rule_group":
-        text += f"  {c.title!r}"
-    if c.service:
-        text += f"  (service {c.service})"
-    return text
-
-
-def render_text(plan: Plan) -> str:
-    """Terraform-like text: one line per change, diffs indented under updates."""
-    lines: list[str] = []
-    for c in plan.changes:
-        if c.action == "unchanged":
-            continue
-        lines.append(_describe(c))
-        if c.reason:
-            lines.append(f"    {'refused' if c.action == 'refuse' else 'skipped'}: {c.reason}")
-        lines += [f"    note: {note}" for note in c.notes]
-        if c.diff:
-            lines += [f"    {d}" for d in c.diff.splitlines()]
-    if not plan.has_changes:
-        lines.append("No changes. Grafana matches the configuration.")
-    lines.append(summary_line(plan))
-    if not plan.prune:
-        lines.append("(prune not requested: objects no longer declared are kept; see --prune)")
-    return "\n".join(lines) + "\n"
-
-
-def render_json(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n"
-
-
-def render_markdown(plan: Plan) -> str:
-    """For a CI job summary or a pull-request comment."""
-    n = plan.counts()
-    out = [
-        "### platform-obs plan",
-        "",
-        "| create | update | delete | unchanged | skipped | refused |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {n['create']} | {n['update']} | {n['delete']} | {n['unchanged']} | {n['skip']} "
-        f"| {n['refuse']} |",
-        "",
-    ]
-    shown = [c for c in plan.changes if c.action != "unchanged"]
-    if not shown:
-        out.append("No changes. Grafana matches the configuration.")
-    else:
-        out += ["| | kind | key | service | note |", "|---|---|---|---|---|"]
-        for c in shown:
-            note = c.reason or (c.title if c.title != c.key else "")
-            note = "; ".join([note, *c.notes]) if c.notes else note
-            note = note.replace("|", "\\|")
-            out.append(f"| {c.action} | {c.kind} | `{c.key}` | {c.service} | {note} |")
-        for c in shown:
-            if c.diff:
-                out += [
-                    "",
-                    f"<details><summary>{c.kind} <code>{c.key}</code></summary>",
-                    "",
-                    "```diff",
-                    c.diff,
-                    "```",
-                    "",
-                    "</details>",
-                ]
-    return "\n".join(out) + "\n"

@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import re
 import shutil
 import subprocess
@@ -20,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import promql_parser
-import yaml
 
 from platform_obs import conventions
-from platform_obs.provisioning import durations, gotemplate, limits, ownership, units
-from platform_obs.provisioning.model import Problem, Rendered, RuleGroup
+from platform_obs.provisioning import durations, gotemplate, limits, outputs, ownership, units
+from platform_obs.provisioning.model import Problem, PrometheusRuleFile, Rendered, RuleGroup
 from platform_obs.provisioning.placeholders import (
     RECORDED_PREFIXES,
     Scope,
@@ -39,7 +41,7 @@ from platform_obs.provisioning.render.definitions import (
     applicable_templates,
     resolve_params,
 )
-from platform_obs.provisioning.render.scope import slo_values
+from platform_obs.provisioning.render.scope import series_selector, slo_values
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import IMPLICIT_PARAMS, Parameter, Templates
 from platform_obs.provisioning.yamlsrc import join
@@ -368,7 +370,19 @@ def sample_variables(expr: str) -> str:
 def check_promql(
     expr: str, *, strict_names: bool, alert: bool = False
 ) -> list[tuple[str, Any, str]]:
-    """(message, bad value, expected) for each problem of one expression."""
+    """(message, bad value, expected) for each problem of one expression.
+
+    Parsed once per distinct text: dashboards repeat the same queries for every service.
+    """
+    return list(_check_promql(expr, strict_names, alert))
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_promql(expr: str, strict_names: bool, alert: bool) -> tuple[tuple[str, Any, str], ...]:
+    return tuple(_parse_and_check(expr, strict_names=strict_names, alert=alert))
+
+
+def _parse_and_check(expr: str, *, strict_names: bool, alert: bool) -> list[tuple[str, Any, str]]:
     too_big = limits.promql_problem(expr)
     if too_big:  # the parser's memory grows with the square of an expression's nesting
         return [(too_big, _shorten(expr), "a smaller PromQL expression")]
@@ -433,6 +447,13 @@ def check_rendered(
     run_promtool: bool = True,
 ) -> list[Problem]:
     spec_by_service = {s.name: s for s in specs}
+    # promtool (a separate process) runs while the Python checks below use the other core.
+    binary = shutil.which("promtool") if run_promtool else None
+    promtool = (
+        PromtoolRun(binary, rendered, definitions, spec_by_service)
+        if binary and rendered.prometheus_rules
+        else None
+    )
     problems = _check_dashboards(rendered, spec_by_service)
     problems += _check_definitions(definitions, spec_by_service)
     by_uid = {d.uid: d for d in definitions}
@@ -441,8 +462,8 @@ def check_rendered(
         problems += check_rule_group(group, spec.file if spec else group.service, by_uid)
     problems += _duplicates(rendered, spec_by_service)
     problems += ownership.collisions(specs, rendered)
-    if run_promtool and shutil.which("promtool"):
-        problems += promtool_check(rendered, definitions, spec_by_service)
+    if promtool is not None:
+        problems += promtool.problems()
     return problems
 
 
@@ -517,6 +538,7 @@ def _check_definitions(
     definitions: Sequence[AlertDefinition], specs: dict[str, ServiceSpec]
 ) -> list[Problem]:
     problems = []
+    memo: dict[str, tuple[str, str]] = {}
     for defn in definitions:
         custom = defn.template is None
         if not custom:  # the service config's own texts were checked at their lines
@@ -533,10 +555,17 @@ def _check_definitions(
                 )
             )
             continue
-        for message, value, expected in check_promql(
-            defn.expr, strict_names=not custom, alert=True
-        ):
-            spec = specs.get(defn.service)
+        spec = specs.get(defn.service)
+        # A template rule is checked once per shape: the text up to the service's own selector,
+        # a list of quoted matchers that cannot change whether the rest parses or names
+        # known series. Only a shape with problems is checked again as written.
+        text = defn.expr
+        if not custom and spec is not None:
+            text = text.replace(*_selectors(spec, memo))
+        found = check_promql(text, strict_names=not custom, alert=True)
+        if found and text != defn.expr:
+            found = check_promql(defn.expr, strict_names=not custom, alert=True)
+        for message, value, expected in found:
             line = spec.line(where) if custom and spec else None
             suffix = "" if custom else f" (service {defn.service})"
             problems.append(
@@ -740,6 +769,123 @@ def _duplicates(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Probl
 _PROMTOOL_RULE = re.compile(
     r'group "(?P<group>[^"]*)", rule (?P<index>\d+), "(?P<alert>[^"]*)": (?P<msg>.*)'
 )
+#: Stand-ins for a service's own values when template rules are checked once per shape.
+_STAND_IN = {"name": "service", "team": "team"}
+
+
+def _selectors(spec: ServiceSpec, memo: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """(the service's alert selector, the stand-in's), computed once per service."""
+    if spec.name not in memo:
+        memo[spec.name] = (series_selector(spec, dashboard=False), _stand_in_selector(spec))
+    return memo[spec.name]
+
+
+def _stand_in_selector(spec: ServiceSpec) -> str:
+    return series_selector(
+        dataclasses.replace(
+            spec,
+            name=_STAND_IN["name"],
+            environments=("environment",),
+            namespace="namespace" if spec.namespace else None,
+        ),
+        dashboard=False,
+    )
+
+
+def _shape_rule(
+    rule: dict[str, Any], spec: ServiceSpec, memo: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """A template rule with the service's own name, team and selector replaced by stand-ins.
+
+    Rules of different services that differ only in those values get the same shape, so promtool
+    reads each shape once. The selector is a list of quoted matchers in both forms, so the
+    expression parses exactly when the original does; a failing shape is re-checked with the real
+    rules before anything is reported.
+    """
+
+    def swap(text: str) -> str:
+        return text.replace(spec.name, _STAND_IN["name"]).replace(spec.team, _STAND_IN["team"])
+
+    shaped = {**rule, "expr": str(rule.get("expr", "")).replace(*_selectors(spec, memo))}
+    for key in ("labels", "annotations"):
+        if key in rule:
+            shaped[key] = {k: swap(str(v)) for k, v in (rule[key] or {}).items()}
+    return shaped
+
+
+class PromtoolRun:
+    """One ``promtool check rules`` process over every rule shape, started in the background.
+
+    Started before the Python checks so the two run side by side; :meth:`problems` waits for it.
+    Custom alerts are checked as written; template rules once per shape (see :func:`_shape_rule`).
+    """
+
+    def __init__(
+        self,
+        binary: str,
+        rendered: Rendered,
+        definitions: Sequence[AlertDefinition],
+        specs: dict[str, ServiceSpec],
+    ) -> None:
+        self.binary, self.rendered, self.specs = binary, rendered, specs
+        self.by_service: dict[str, list[AlertDefinition]] = {}
+        for defn in definitions:
+            self.by_service.setdefault(defn.service, []).append(defn)
+        self._tmp = tempfile.TemporaryDirectory(prefix="po-rules-")
+        groups: list[dict[str, Any]] = []
+        index: dict[str, int] = {}
+        memo: dict[str, tuple[str, str]] = {}
+        self.users: list[set[str]] = []  # per shape group: the services whose rules it stands for
+        for rule_file in rendered.prometheus_rules:
+            spec = specs.get(rule_file.service)
+            defns = self.by_service.get(rule_file.service, [])
+            for group in rule_file.document.get("groups", []):
+                for i, rule in enumerate(group.get("rules", [])):
+                    # alerting rules map to definitions by position; recording rules all
+                    # come from templates
+                    templated = rule_file.kind != "alerts" or (
+                        i < len(defns) and defns[i].template is not None
+                    )
+                    shaped = _shape_rule(rule, spec, memo) if spec and templated else rule
+                    key = json.dumps([group.get("interval"), shaped], sort_keys=True)
+                    if key not in index:
+                        index[key] = len(groups)
+                        name = f"shape-{len(groups)}"
+                        groups.append(
+                            {"name": name, "interval": group.get("interval"), "rules": [shaped]}
+                        )
+                        self.users.append(set())
+                    self.users[index[key]].add(rule_file.service)
+        self.path = Path(self._tmp.name) / "rules.yaml"
+        self.path.write_text(outputs.dump_yaml({"groups": groups}), encoding="utf-8")
+        self.shapes = len(groups)
+        self._proc = subprocess.Popen(
+            [binary, "check", "rules", "--lint=none", str(self.path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def problems(self) -> list[Problem]:
+        try:
+            output, _ = self._proc.communicate()
+            if self._proc.returncode == 0:
+                return []
+            suspects: set[str] = set()
+            for line in output.splitlines():
+                if not line.startswith(str(self.path)):
+                    continue
+                match = _PROMTOOL_RULE.search(line)
+                if match and match["group"].startswith("shape-"):
+                    suspects |= self.users[int(match["group"].removeprefix("shape-"))]
+                else:  # not about one rule: check them all for real
+                    suspects = {f.service for f in self.rendered.prometheus_rules}
+                    break
+            return _check_real_rules(
+                self.binary, self.rendered, self.by_service, self.specs, suspects
+            )
+        finally:
+            self._tmp.cleanup()
 
 
 _PROMTOOL_FIELD = re.compile(r'^(?P<kind>label|annotation) "(?P<key>[^"]+)"')
@@ -768,28 +914,43 @@ def _user_source(defn: AlertDefinition, spec: ServiceSpec | None, message: str) 
 def promtool_check(
     rendered: Rendered, definitions: Sequence[AlertDefinition], specs: dict[str, ServiceSpec]
 ) -> list[Problem]:
-    """``promtool check rules`` over every Prometheus rule file, mapped back to the sources."""
+    """``promtool check rules`` over every Prometheus rule, mapped back to the sources."""
     binary = shutil.which("promtool")
     if binary is None or not rendered.prometheus_rules:
         return []
-    by_service: dict[str, list[AlertDefinition]] = {}
-    for defn in definitions:
-        by_service.setdefault(defn.service, []).append(defn)
+    return PromtoolRun(binary, rendered, definitions, specs).problems()
+
+
+def _check_real_rules(
+    binary: str,
+    rendered: Rendered,
+    by_service: dict[str, list[AlertDefinition]],
+    specs: dict[str, ServiceSpec],
+    services: set[str],
+) -> list[Problem]:
+    """promtool on the real rule files of ``services`` (one process), problems per source."""
     problems: list[Problem] = []
     with tempfile.TemporaryDirectory(prefix="po-rules-") as tmp:
-        files = {}
+        files: dict[str, PrometheusRuleFile] = {}
         for rule_file in rendered.prometheus_rules:
+            if rule_file.service not in services:
+                continue
             path = Path(tmp) / rule_file.file_name
-            path.write_text(yaml.safe_dump(rule_file.document, sort_keys=True), encoding="utf-8")
+            path.write_text(outputs.dump_yaml(rule_file.document), encoding="utf-8")
             files[str(path)] = rule_file
+        if not files:
+            return []
         result = subprocess.run(
-            [binary, "check", "rules", *files], capture_output=True, text=True, check=False
+            [binary, "check", "rules", "--lint=none", *files],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode == 0:
             return []
         for line in (result.stdout + result.stderr).splitlines():
-            file = next((f for f in files if line.startswith(f)), None)
-            if file is None:
+            file = line.split(":", 1)[0]
+            if file not in files:
                 continue
             rule_file = files[file]
             service = rule_file.service

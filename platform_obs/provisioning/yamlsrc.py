@@ -17,9 +17,18 @@ import yaml
 from platform_obs.provisioning import limits
 from platform_obs.provisioning.model import Problem
 
+# libyaml's parser (inside PyYAML's wheels) composes ~15x faster than the pure-Python one and its
+# nodes keep their marks, so line numbers survive; the pure-Python loader is only a fallback.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader; a subclass so nothing we do leaks into PyYAML's global resolver tables."""
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """Safe loader; a subclass so nothing we do leaks into PyYAML's global resolver tables."""
+
+
+class _PyLoader(yaml.SafeLoader):
+    """The pure-Python loader: a file libyaml rejects is read again with it, so the messages
+    about broken files stay the same whichever parser found the problem."""
 
     _depth = 0
     _nodes = 0
@@ -71,7 +80,7 @@ class Located:
         return Problem(self.file, path, message, value, expected, self.line(path))
 
 
-def _build(loader: _Loader, node: yaml.Node, path: str, doc: Located) -> Any:
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: str, doc: Located) -> Any:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<:` merge keys
@@ -113,11 +122,18 @@ def _build(loader: _Loader, node: yaml.Node, path: str, doc: Located) -> Any:
 def parse(text: str, file: str) -> Located:
     """Parse one YAML document; syntax errors and inputs over the limits become problems (data is
     then ``None``)."""
+    doc = _parse(text, file, _Loader)
+    if doc.problems and _Base is not yaml.SafeLoader:
+        return _parse(text, file, _PyLoader)
+    return doc
+
+
+def _parse(text: str, file: str, loader_class: type[yaml.SafeLoader]) -> Located:
     doc = Located(file, None)
     loader = None
     try:
         limits.check_text(text)
-        loader = _Loader(text)  # the reader refuses NUL and other unprintable characters here
+        loader = loader_class(text)  # the reader refuses NUL and other unprintable characters here
         node = loader.get_single_node()
         if node is not None:
             limits.check_tree(node)  # before _build, which would expand aliases without end

@@ -18,10 +18,8 @@ from platform_obs.provisioning.plan import (
     desired_dashboard,
     duration_seconds,
     normalise_rule,
-    render_json,
-    render_markdown,
-    render_text,
 )
+from platform_obs.provisioning.plan_view import render_json, render_markdown, render_text
 
 
 def test_server_fields_never_show_as_changes(grafana: GrafanaDouble) -> None:
@@ -88,7 +86,11 @@ def test_update_shows_a_readable_diff(grafana: GrafanaDouble) -> None:
     assert "updated" not in rule_diff and '"id"' not in rule_diff
 
     text = render_text(plan)
-    assert "~ dashboard  b-red" in text
+    assert '  ~ dashboard b-red "b / RED (new)"' in text
+    assert '~ title: "b / RED" → "b / RED (new)"' in text
+    assert "~ threshold: 0.05 → 0.2" in text
+    assert '"relativeTimeRange"' not in text and "rendered/" not in text  # JSON only on request
+    assert "rendered/rule_group" in render_text(plan, show_json=True)
     assert "Plan: 0 to create, 2 to update, 0 to delete" in text
 
 
@@ -132,8 +134,10 @@ def test_markdown_output(grafana: GrafanaDouble) -> None:
     assert run(grafana, rendered(["a"])).ok
     plan = build_plan(rendered(["a"], thresholds={"a": 0.3}), connect(grafana))
     md = render_markdown(plan)
-    assert "| 0 | 1 | 0 | 3 | 0 |" in md
-    assert "```diff" in md and "<details>" in md
+    assert "**Plan: 0 to create, 1 to update, 0 to delete, 3 unchanged.**" in md
+    assert "| a | 0 | 1 | 0 | ~ rule group (1 alert(s) changed) |" in md
+    assert "```diff" in md and "<details><summary><b>a</b>: 1 to update</summary>" in md
+    assert "~         threshold: 0.05 → 0.3" in md
 
 
 def test_no_changes_message(grafana: GrafanaDouble) -> None:

@@ -107,7 +107,7 @@ def test_without_pyproject_the_service_flag_is_needed(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert "missing --service" in scaffold(*FLAGS).output
-    result = scaffold(*FLAGS, "--service", "orders", "-o", "svc/orders.yaml")
+    result = scaffold(*FLAGS, "--service", "orders", "svc/orders.yaml")
     assert result.exit_code == 0, result.output
     assert yaml.safe_load((tmp_path / "svc/orders.yaml").read_text())["service"] == "orders"
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fixtures_render import EXAMPLE, config, write
 
 from platform_obs.provisioning import validate
@@ -197,6 +200,78 @@ def test_problems_of_every_file_and_stage_come_back_in_one_round(tmp_path: Path)
     assert by_file["billing.yaml"].path == "service"
     assert by_file["ledger.yaml"].path == "custom_alerts[0].expr"
     assert "invalid PromQL" in by_file["ledger.yaml"].message
+
+
+# --- fleet scale: each distinct thing checked once ----------------------------------------------
+
+
+def _fleet(tmp_path: Path, n: int) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        data = config(service=f"svc-{i:02d}", team=f"team-{i % 3}", receiver=f"team-{i % 3}-oncall")
+        write(tmp_path, data, f"svc-{i:02d}.yaml")
+    return tmp_path
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_one_promtool_process_per_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A promtool on PATH that logs each start, then runs the real one."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "promtool.log"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "promtool"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {shutil.which("promtool")} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    configs = _fleet(tmp_path / "services", 12)
+    assert build([configs]).prometheus_rules
+    runs = log.read_text().splitlines()
+    assert len(runs) == 1, runs
+    assert runs[0].startswith("check rules")
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_a_template_rule_promtool_rejects_is_reported_for_every_service(tmp_path: Path) -> None:
+    specs = load_specs([_fleet(tmp_path, 3)])
+    result = render_all(specs, load_templates())
+    for rule_file in result.rendered.prometheus_rules:  # the same template text in every service
+        rule_file.document["groups"][0]["rules"][0]["annotations"]["summary"] += " {{ $labels.x "
+    problems = validate.promtool_check(
+        result.rendered, result.definitions, {s.name: s for s in specs}
+    )
+    services = sorted(re.search(r"service (\S+)\)", p.message)[1] for p in problems)
+    assert services == ["svc-00", "svc-01", "svc-02"]
+    assert all(p.file.endswith(".yaml") and "promtool" in p.message for p in problems)
+
+
+def test_promql_is_parsed_once_per_distinct_expression_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs = load_specs([_fleet(tmp_path, 10)])
+    result = render_all(specs, load_templates())
+    parsed: list[str] = []
+    real = validate.promql_parser.parse
+    monkeypatch.setattr(validate.promql_parser, "parse", lambda t: parsed.append(t) or real(t))
+    validate._check_promql.cache_clear()
+    assert (
+        validate.check_rendered(result.rendered, result.definitions, specs, run_promtool=False)
+        == []
+    )
+    assert len(parsed) == len(set(parsed))  # never the same text twice
+    per_service = len([d for d in result.definitions if d.service == "svc-00"])
+    expressions = len(result.definitions) + sum(
+        len(p.get("targets", [])) for b in result.rendered.dashboards for p in b.model["panels"]
+    )
+    # ten services of one shape cost what one does, not ten times as much
+    assert len(parsed) < expressions / 5 and len(parsed) <= per_service + expressions / 10
+
+
+def test_the_c_loader_keeps_line_numbers(tmp_path: Path) -> None:
+    from platform_obs.provisioning import yamlsrc
+
+    if yaml.__with_libyaml__:
+        assert issubclass(yamlsrc._Loader, yaml.CSafeLoader)
+    doc = yamlsrc.parse("a: 1\nb:\n  c: [1, 2]\n  d: x\n", "f.yaml")
+    assert doc.lines["b.d"] == 4 and doc.lines["b.c"] == 3
 
 
 # --- configs that can never work are refused, each with its message ------------------------------

@@ -384,15 +384,19 @@ def _alert_list_options(spec: ServiceSpec) -> dict[str, Any]:
     }
 
 
+def dashboard_tags(spec: ServiceSpec, template: DashboardTemplate) -> list[str]:
+    return sorted(
+        {model.MANAGER, f"{model.SERVICE_TAG_PREFIX}{spec.name}", spec.team, *template.tags}
+    )
+
+
 def build_dashboard(
     spec: ServiceSpec, template: DashboardTemplate, folder_uid: str, templates: Templates
 ) -> model.Dashboard:
     """Render one dashboard template for one service."""
     scope = dashboard_scope(spec, templates)
     uid = dashboard_uid(spec.name, template.id)
-    tags = sorted(
-        {model.MANAGER, f"{model.SERVICE_TAG_PREFIX}{spec.name}", spec.team, *template.tags}
-    )
+    tags = dashboard_tags(spec, template)
     board = (
         db.Dashboard(expand(template.title, scope))
         .uid(uid)

@@ -1,0 +1,288 @@
+"""Render one service: folders, dashboards, alert definitions, its Grafana rule group and its
+Prometheus rule file — once per *shape* of config.
+
+In a fleet most configs differ only in the service's name, team and file: rendering each through
+the dashboard and alert builders repeats the same work thousands of times. :class:`Renderer`
+renders a stand-in config whose name, team and file are sentinels (upper-case words that no name,
+team or template can contain), and gives each service that output with the sentinels replaced by
+its own values. Values derived from the name by a function rather than copied (uids) are computed
+again for the real service. The first service of every shape is also rendered directly and
+compared: any difference switches the shortcut off for that shape, so the output is always what
+direct rendering gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from platform_obs.provisioning import model
+from platform_obs.provisioning.render.alerts import render_rule_group
+from platform_obs.provisioning.render.dashboards import (
+    dashboard_tags,
+    dashboard_uid,
+    folders_for,
+    render_dashboards,
+    selected_dashboards,
+)
+from platform_obs.provisioning.render.definitions import AlertDefinition, resolve_alerts
+from platform_obs.provisioning.render.prometheus_rules import render_rule_file
+from platform_obs.provisioning.spec import ServiceSpec
+from platform_obs.provisioning.templates import Templates
+
+_NAME, _TEAM, _FILE = "QPOSERVICEQ", "QPOTEAMQ", "QPOFILEQ"
+_UNSEEN = object()
+T = TypeVar("T")
+
+
+@dataclass
+class _First:
+    """The only service of a shape so far, with its direct rendering."""
+
+    spec: ServiceSpec
+    output: Any
+
+
+_SENTINELS = (_NAME, _TEAM, _FILE)
+
+
+@dataclass
+class ServiceOutput:
+    folders: list[model.Folder]
+    dashboards: list[model.Dashboard]
+    definitions: list[AlertDefinition]
+    rule_group: model.RuleGroup | None
+    rule_file: model.PrometheusRuleFile | None
+
+
+def render_service(spec: ServiceSpec, templates: Templates) -> ServiceOutput:
+    """Everything one service gets, rendered directly."""
+    folders, boards = render_dashboards(spec, templates)
+    defns = resolve_alerts(spec, templates)
+    group = render_rule_group(spec, folders[-1].uid, defns) if defns else None
+    rule_file = render_rule_file(spec, defns) if defns else None
+    return ServiceOutput(list(folders), boards, defns, group, rule_file)
+
+
+class Renderer:
+    """Renders services, sharing the work between configs of the same shape."""
+
+    def __init__(self, templates: Templates) -> None:
+        self.templates = templates
+        self._boards: dict[str, Any] = {}
+        self._alerts: dict[str, Any] = {}
+        self.hits = 0
+
+    def render(self, spec: ServiceSpec) -> ServiceOutput:
+        folders = list(folders_for(spec))
+        if _has_sentinel(dataclasses.replace(spec, lines={})):
+            return render_service(spec, self.templates)
+        stand_in = _stand_in(spec)
+        boards = self._dashboards(spec, stand_in)
+        defns, group, rule_file = self._alerting(spec, stand_in, folders[-1].uid)
+        return ServiceOutput(folders, boards, defns, group, rule_file)
+
+    def _memo(
+        self,
+        shapes: dict[str, Any],
+        key: str,
+        spec: ServiceSpec,
+        direct: Callable[[], T],
+        make_shape: Callable[[], Any],
+        apply: Callable[[Any, ServiceSpec], T],
+    ) -> T:
+        """A shape is built when its key comes back: a config unlike any other costs one render.
+
+        Built, it is checked against the first service's direct rendering; any difference turns
+        the shortcut off for that shape.
+        """
+        seen = shapes.get(key, _UNSEEN)
+        if seen is _UNSEEN:
+            out = direct()
+            shapes[key] = _First(spec, out)
+            return out
+        if isinstance(seen, _First):
+            shape = make_shape()
+            ok = shape is not None and _data(apply(shape, seen.spec)) == _data(seen.output)
+            shapes[key] = seen = shape if ok else None
+        if seen is None:
+            return direct()
+        self.hits += 1
+        return apply(seen, spec)
+
+    # --- dashboards ---------------------------------------------------------------------------
+
+    def _dashboards(self, spec: ServiceSpec, stand_in: ServiceSpec) -> list[model.Dashboard]:
+        return self._memo(
+            self._boards,
+            repr(stand_in),
+            spec,
+            lambda: render_dashboards(spec, self.templates)[1],
+            lambda: self._dashboards_shape(stand_in),
+            self._dashboards_apply,
+        )
+
+    def _dashboards_shape(self, stand_in: ServiceSpec) -> tuple[str, list[str]] | None:
+        boards = render_dashboards(stand_in, self.templates)[1]
+        by_uid = {
+            dashboard_uid(stand_in.name, t.id): t.id
+            for t in selected_dashboards(stand_in, self.templates)
+        }
+        ids = [by_uid.get(b.uid, "") for b in boards]
+        models = [dict(b.model, uid="", tags=[]) for b in boards]  # recomputed per service
+        text = json.dumps(models)
+        return None if "" in ids or _derived_sentinel(text) else (text, ids)
+
+    def _dashboards_apply(
+        self, shape: tuple[str, list[str]], spec: ServiceSpec
+    ) -> list[model.Dashboard]:
+        text, ids = shape
+        folder_uid = folders_for(spec)[-1].uid
+        out = []
+        for tid, board in zip(ids, json.loads(_real(text, spec)), strict=True):
+            board["uid"] = dashboard_uid(spec.name, tid)
+            board["tags"] = dashboard_tags(spec, self.templates.dashboards[tid])
+            out.append(model.Dashboard(spec.name, folder_uid, board))
+        return out
+
+    # --- alerting -----------------------------------------------------------------------------
+
+    def _alerting(self, spec: ServiceSpec, stand_in: ServiceSpec, folder_uid: str) -> _Alerting:
+        return self._memo(
+            self._alerts,
+            repr(stand_in),
+            spec,
+            lambda: _render_alerting(spec, self.templates, folder_uid),
+            lambda: self._alerting_shape(stand_in),
+            self._alerting_apply,
+        )
+
+    def _alerting_shape(
+        self, stand_in: ServiceSpec
+    ) -> tuple[str, list[tuple[tuple[str, ...], str | None]]] | None:
+        folder_uid = folders_for(stand_in)[-1].uid
+        defns, group, rule_file = _render_alerting(stand_in, self.templates, folder_uid)
+        by_uid = {
+            dashboard_uid(stand_in.name, t.id): t.id
+            for t in selected_dashboards(stand_in, self.templates)
+        }
+        recipes = []
+        for d in defns:
+            tail = (d.template, d.rule_id) if d.template else ("custom", d.alert)
+            recipes.append((tuple(str(p) for p in tail), by_uid.get(d.dashboard_uid or "")))
+        data = _data((defns, group, rule_file))
+        # Uids are recomputed for each service: blank them, then no derived form may be left.
+        for d in data[0]:
+            d["uid"] = d["dashboard_uid"] = None
+        if data[1] is not None:
+            data[1]["folder_uid"] = ""
+            for rule in data[1]["rules"]:
+                rule["uid"] = rule["folderUID"] = ""
+                rule.get("annotations", {}).pop("__dashboardUid__", None)
+        text = json.dumps(data)
+        return None if _derived_sentinel(text) else (text, recipes)
+
+    def _alerting_apply(
+        self, shape: tuple[str, list[tuple[tuple[str, ...], str | None]]], spec: ServiceSpec
+    ) -> _Alerting:
+        text, recipes = shape
+        raw_defns, raw_group, raw_file = json.loads(_real(text, spec))
+        folder_uid = folders_for(spec)[-1].uid
+        defns = []
+        for (tail, board), d in zip(recipes, raw_defns, strict=True):
+            d["uid"] = model.stable_uid(spec.name, *(_real(p, spec) for p in tail))
+            d["dashboard_uid"] = dashboard_uid(spec.name, board) if board else None
+            defns.append(AlertDefinition(**d))
+        group = None
+        if raw_group is not None:
+            for rule, defn in zip(raw_group["rules"], defns, strict=True):
+                rule["uid"], rule["folderUID"] = defn.uid, folder_uid
+                if defn.dashboard_uid is not None and defn.panel_id is not None:
+                    rule["annotations"]["__dashboardUid__"] = defn.dashboard_uid
+                    rule["annotations"] = dict(sorted(rule["annotations"].items()))
+            group = model.RuleGroup(
+                raw_group["service"],
+                folder_uid,
+                raw_group["title"],
+                raw_group["interval_seconds"],
+                tuple(raw_group["rules"]),
+            )
+        rule_file = model.PrometheusRuleFile(**raw_file) if raw_file is not None else None
+        return defns, group, rule_file
+
+
+_Alerting = tuple[
+    list[AlertDefinition], "model.RuleGroup | None", "model.PrometheusRuleFile | None"
+]
+
+
+def _render_alerting(spec: ServiceSpec, templates: Templates, folder_uid: str) -> _Alerting:
+    defns = resolve_alerts(spec, templates)
+    if not defns:
+        return defns, None, None
+    return defns, render_rule_group(spec, folder_uid, defns), render_rule_file(spec, defns)
+
+
+def _derived_sentinel(text: str) -> bool:
+    """A sentinel in lower case: a value derived from the name by a function, not a copy."""
+    return any(s.lower() in text for s in _SENTINELS)
+
+
+def _data(obj: Any) -> Any:
+    """Plain JSON-like data of rendered objects (for storing a shape and for comparing)."""
+    if isinstance(obj, (list, tuple)):
+        return [_data(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        # shallow: values are already plain data (dataclasses.asdict deep-copies, slowly)
+        return {f.name: _data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return obj
+
+
+def _real(text: str, spec: ServiceSpec) -> str:
+    """Sentinels replaced by the service's own values (the file as a JSON string's content)."""
+    file = json.dumps(spec.file)[1:-1]
+    return text.replace(_NAME, spec.name).replace(_TEAM, spec.team).replace(_FILE, file)
+
+
+def _strings(obj: Any) -> Any:
+    """Every string value in a spec (recursively), for the sentinel check."""
+    if isinstance(obj, str):
+        yield obj
+    elif dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            yield from _strings(getattr(obj, f.name))
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _strings(v)
+
+
+def _has_sentinel(spec: ServiceSpec) -> bool:
+    return any(s.lower() in text.lower() for text in _strings(spec) for s in _SENTINELS)
+
+
+def _swap(obj: Any, spec: ServiceSpec) -> Any:
+    """Name and team replaced by sentinels in every string value (not in mapping keys)."""
+    if isinstance(obj, str):
+        return obj.replace(spec.name, _NAME).replace(spec.team, _TEAM)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {f.name: _swap(getattr(obj, f.name), spec) for f in dataclasses.fields(obj)}
+        return dataclasses.replace(obj, **changes)
+    if isinstance(obj, dict):
+        return {k: _swap(v, spec) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return tuple(_swap(v, spec) for v in obj)
+    if isinstance(obj, list):
+        return [_swap(v, spec) for v in obj]
+    return obj
+
+
+def _stand_in(spec: ServiceSpec) -> ServiceSpec:
+    swapped = _swap(dataclasses.replace(spec, lines={}, file=""), spec)
+    return dataclasses.replace(swapped, name=_NAME, team=_TEAM, file=_FILE)

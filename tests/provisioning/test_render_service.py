@@ -1,0 +1,115 @@
+"""Rendering once per config shape gives exactly what rendering every service directly gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures_render import SLOS, config, templates, write
+
+from platform_obs.provisioning.render.service import (
+    Renderer,
+    _data,
+    render_service,
+)
+from platform_obs.provisioning.spec import ServiceSpec, load_specs
+
+
+def _fleet(tmp_path: Path) -> list[ServiceSpec]:
+    """Services of few shapes whose names stress every way a name reaches the output."""
+    names = [
+        "checkout",
+        "checkout-2",
+        "a.b.c",  # dots become dashes in uids
+        "payments",  # the same as its team
+        "pay",  # a substring of its team
+        "x" * 36,  # long: uids switch to a hash form
+        "y" * 36,
+        "orders_v2",
+        "carts",
+        "z",
+    ]
+    for i, name in enumerate(names):
+        customs = [
+            {
+                "name": "QueueBacklog",
+                "expr": f'sum(queue_backlog{{service_name="{name}"}}) > 10',
+                "summary": f"{name}: backlog",
+            }
+        ]
+        data = config(
+            service=name,
+            team="payments" if i % 2 else "pay-team",
+            receiver=f"{'payments' if i % 2 else 'pay-team'}-oncall",
+            namespace="shop" if i % 3 == 0 else None,
+            slos=SLOS if i % 4 else None,
+            tier=2,
+            alerts={"high-error-ratio": {"threshold": 0.02, "for": "10m"}},
+            custom_alerts=customs if i % 2 else None,
+            labels={"cost_center": f"cc-{name}"},
+        )
+        write(tmp_path, data, f"{i:02d}.yaml")
+    return load_specs([tmp_path])
+
+
+def test_shapes_render_exactly_like_direct_rendering(tmp_path: Path) -> None:
+    specs = _fleet(tmp_path)
+    renderer = Renderer(templates())
+    shared = [renderer.render(s) for s in specs]
+    assert renderer.hits > 0, "the fleet should share shapes"
+    for spec, out in zip(specs, shared, strict=True):
+        assert _data(out) == _data(render_service(spec, templates())), spec.name
+
+
+def test_a_shape_that_would_differ_is_switched_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renderer change that derives something new from the name is caught by the check."""
+    from platform_obs.provisioning.render import service
+
+    specs = _fleet(tmp_path)
+    real = service.render_dashboards
+
+    def reversed_name(spec: ServiceSpec, tmpl: Any) -> Any:
+        folders, boards = real(spec, tmpl)
+        for b in boards:
+            b.model["description"] = spec.name[::-1]  # not a copy of the name
+        return folders, boards
+
+    monkeypatch.setattr(service, "render_dashboards", reversed_name)
+    renderer = Renderer(templates())
+    for spec in specs:
+        out = renderer.render(spec)
+        assert [b.model["description"] for b in out.dashboards] == [spec.name[::-1]] * len(
+            out.dashboards
+        )
+
+
+def test_output_files_reuse_text_only_where_it_is_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names YAML would read as numbers or booleans, and shapes repeated, give the same files
+    as serialising every document directly."""
+    from platform_obs.provisioning import outputs
+    from platform_obs.provisioning.pipeline import render_all
+
+    names = ["checkout", "checkout-2", "orders", "carts", "123", "0x1f", "on", "true", "a.b", "z"]
+    for i, name in enumerate(names):
+        data = config(service=name, team="payments" if i % 2 else "on", receiver="r", tier=2)
+        write(tmp_path, data, f"{i:02d}.yaml")
+    rendered = render_all(load_specs([tmp_path]), templates()).rendered
+    shared = outputs.render_files(rendered)
+    monkeypatch.setattr(outputs.TextShapes, "__call__", lambda self, data, tokens: self.dump(data))
+    assert shared == outputs.render_files(rendered)
+
+
+def test_text_shapes_fall_back_when_a_value_is_in_a_key() -> None:
+    from platform_obs.provisioning.outputs import TextShapes, dump_yaml
+
+    shapes = TextShapes(dump_yaml)
+    docs = [({"labels": {f"{n}_cost": "x", "m": n}}, [n]) for n in ("alpha", "zulu", "mike")]
+    assert [shapes(d, t) for d, t in docs] == [dump_yaml(d) for d, _ in docs]
+    repeated = [({"service": n, "summary": f"{n}: down"}, [n]) for n in ("alpha", "zulu", "mike")]
+    assert [shapes(d, t) for d, t in repeated] == [dump_yaml(d) for d, _ in repeated]
+    assert any(isinstance(v, str) for v in shapes._texts.values())  # the shape was reused
