@@ -38,6 +38,9 @@ from grafana_double import GrafanaDouble  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "service-config" / "platform-obs.yaml"
 TARGET_SECONDS_AT_1000 = 60.0
+TEAMS = 37
+#: Every receiver the generated configs name exists as a contact point (apply checks them).
+RECEIVERS = tuple(f"team-{t:02d}-{kind}" for t in range(TEAMS) for kind in ("oncall", "infra"))
 
 #: Replays recorded requests with a bare client: the floor.
 FLOOR = r"""
@@ -70,7 +73,7 @@ def write_configs(directory: Path, n: int) -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     for i in range(n):
         name = f"svc-{i:04d}"
-        team = f"team-{i % 37:02d}"
+        team = f"team-{i % TEAMS:02d}"
         body = (
             text.replace("service: checkout", f"service: {name}")
             .replace('service_name="checkout"', f'service_name="{name}"')
@@ -142,7 +145,7 @@ def measure(n: int, latency: float, parallelism: int) -> dict[str, float]:
         configs.mkdir()
         write_configs(configs, n)
         par = ("--parallelism", str(parallelism))
-        with GrafanaDouble(latency=latency) as double:
+        with GrafanaDouble(latency=latency, contact_points=RECEIVERS) as double:
             dry, _ = cli(configs, double, "--dry-run", *par)
             double.reset_requests()
             first, _summary = cli(configs, double, *par)

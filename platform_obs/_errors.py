@@ -103,6 +103,8 @@ class UnhandledExceptionReporter(SpanProcessor):
         exc_type = str(attributes.get("exception.type", ""))
         message = str(attributes.get("exception.message", ""))
         context = span.get_span_context()
+        if context is None:
+            return
         trace_id = format(context.trace_id, "032x")
         if (trace_id, exc_type, message) in logged_in_trace:
             return

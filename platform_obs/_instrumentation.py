@@ -535,7 +535,7 @@ def survey(disabled: Iterable[str] = ()) -> list[InstrumentationStatus]:
                 elif wrong:
                     status = _unsupported(ep.name, wrong[0])
                 else:
-                    first = (candidate.requirements or [None])[0]
+                    first = candidate.requirements[0] if candidate.requirements else None
                     status = InstrumentationStatus(
                         ep.name,
                         "instrumented when imported",

@@ -261,7 +261,8 @@ def init(**arguments: Any) -> Telemetry:
         _globals_set = True
         _install_logging(handle, otlp=True)
         for close in providers.closers:
-            if hasattr(endpoint := getattr(close, "__self__", None), "announce"):
+            endpoint: Any = getattr(close, "__self__", None)
+            if hasattr(endpoint, "announce"):
                 endpoint.announce()
         providers.tracer.add_span_processor(
             _errors.UnhandledExceptionReporter(_logs.get_logger("platform_obs.http"))

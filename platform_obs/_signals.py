@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
@@ -117,9 +118,7 @@ def build_meter_provider(
         inner = _metric_exporter(settings, kind, preferences)
         exporter = renewable(
             ResourceMetricExporter(inner, resource, drops, **preferences),
-            lambda kind=kind, preferences=preferences: _metric_exporter(
-                settings, kind, preferences
-            ),
+            partial(_metric_exporter, settings, kind, preferences),
         )
         readers.append(
             PeriodicExportingMetricReader(
@@ -209,7 +208,7 @@ def build_tracer_provider(
             BatchSpanProcessor(
                 renewable(
                     RedactingSpanExporter(inner, redactor, resource, drops),
-                    lambda kind=kind: _push_exporter(settings, "traces", kind, meter_provider),
+                    partial(_push_exporter, settings, "traces", kind, meter_provider),
                 ),
                 max_queue_size=settings.bsp_max_queue_size,
                 schedule_delay_millis=settings.bsp_schedule_delay * 1000,
@@ -244,7 +243,7 @@ def build_logger_provider(
             BatchLogRecordProcessor(
                 renewable(
                     ResourceLogExporter(inner, resource, drops),
-                    lambda kind=kind: _push_exporter(settings, "logs", kind, meter_provider),
+                    partial(_push_exporter, settings, "logs", kind, meter_provider),
                 ),
                 max_queue_size=settings.blrp_max_queue_size,
                 schedule_delay_millis=settings.blrp_schedule_delay * 1000,

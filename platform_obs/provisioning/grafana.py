@@ -852,10 +852,10 @@ class Grafana:
     def list_contact_points(self) -> list[str]:
         """Names of the contact points alert rules may route to (one request)."""
         path = "/api/v1/provisioning/contact-points"
-        points = self._call(
-            "list contact points", "GET", path, self._api.alertingprovisioning.get_contactpoints
-        )
-        return sorted({str(p.get("name")) for p in points or [] if isinstance(p, dict)})
+        what = "list contact points"
+        points = self._call(what, "GET", path, self._api.alertingprovisioning.get_contactpoints)
+        points = self._expect(points or [], list, what, "GET", path)
+        return sorted({str(p.get("name")) for p in points if isinstance(p, dict)})
 
     def search_folder_contents(self, folder_uid: str) -> list[dict[str, Any]]:
         """Every dashboard directly in a folder (managed or not), for safe folder deletion."""

@@ -69,6 +69,7 @@ slos:
 alerts:
   high-error-ratio: {{threshold: 0.1, window: 10s, for: 2s}}
   high-latency: {{threshold: 250ms, window: 10s, for: 2s}}
+  traffic-drop: {{window: 10s}}
   slo-availability-burn-rate: {{page_for: 2s, ticket_for: 2s}}
   slo-latency-burn-rate: {{page_for: 2s, ticket_for: 2s}}
 """

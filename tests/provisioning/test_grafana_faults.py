@@ -291,6 +291,7 @@ WRONG_SHAPES = [
     ("/api/search", "just text", "JSON of another shape"),
     ("/api/v1/provisioning/alert-rules", {"rules": []}, "expected a list"),
     ("/api/v1/provisioning/alert-rules", ["rule"], "expected a list of rule objects"),
+    ("/api/v1/provisioning/contact-points", {"name": "x"}, "expected a list"),
 ]
 
 
@@ -510,7 +511,8 @@ def test_real_config_under_a_sub_path_with_a_lost_answer(tmp_path: Path) -> None
     example = Path(__file__).resolve().parents[2] / "examples" / "service-config"
     config = tmp_path / "platform-obs.yaml"
     config.write_text((example / "platform-obs.yaml").read_text())
-    with GrafanaDouble(mount="/grafana", latency=0.005) as g:
+    points = ("payments-oncall", "payments-infra")
+    with GrafanaDouble(mount="/grafana", latency=0.005, contact_points=points) as g:
         g.inject(lose_answer=True, times=1, method="POST", path_prefix="/api/dashboards/db")
         first = run("apply", str(config), "--no-promtool", url=g.url, token=g.token)
         assert first.exit_code == 0, first.output
