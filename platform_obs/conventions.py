@@ -10,8 +10,11 @@ Storage convention (documented in the README, "Metric pipeline"):
   unit is appended (``s`` -> ``_seconds``, ``By`` -> ``_bytes``; annotations like ``{request}`` and
   the unit ``1`` add nothing), counters get ``_total``.
 * The resource attributes in :data:`PROMOTED_RESOURCE_ATTRIBUTES` are copied onto every series as
-  labels (collector: ``resource_to_telemetry_conversion``; the SDK's pull endpoint does the same),
-  so dashboards select on ``service_name`` and ``deployment_environment_name`` without joins.
+  labels (the reference collector config's transform, Prometheus 3's
+  ``otlp.promote_resource_attributes``; the SDK's pull endpoint does the same), so dashboards select
+  on ``service_name`` and ``deployment_environment_name`` without joins. A backend that promotes
+  nothing is served by the platform setting ``metric_labels: target_info`` (joins on
+  ``target_info``; docs/metric-pipeline.md).
 * Logs reach Loki with the stream label :data:`LOKI_SERVICE_LABEL`; the JSON line carries the
   fields in :class:`LogFields`.
 * Traces reach Tempo with the resource attribute ``service.name``.

@@ -2,6 +2,7 @@
 
 No OpenTelemetry Collector binary is available to tests, so this stands in for one. It speaks the
 wire protocol through the official service stubs (gRPC) and ``POST /v1/{traces,metrics,logs}``
+(also under ``/otlp``, Loki's OTLP ingestion path)
 (HTTP, ``application/x-protobuf``, optionally gzip-compressed), so exporters are exercised exactly
 as against a collector. Received requests are decoded into flat dataclasses for assertions::
 
@@ -456,7 +457,8 @@ class _HttpHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self) -> None:
-        signal = self.path.split("?", 1)[0].removeprefix("/v1/")
+        # Loki's OTLP endpoint is the same protocol under /otlp: this receiver stands in for it.
+        signal = self.path.split("?", 1)[0].removeprefix("/otlp").removeprefix("/v1/")
         body = self._read_body()
         if signal not in SIGNALS:
             self._reply(HTTPStatus.NOT_FOUND, b"unknown path")

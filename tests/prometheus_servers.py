@@ -127,6 +127,8 @@ class _Server:
         self.dir = Path(self._tmp.name)
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        #: Environment of the process (``None``: this process's own).
+        self.env: dict[str, str] | None = None
         self._log = self.dir / "server.log"
 
     @property
@@ -149,6 +151,7 @@ class _Server:
                 self.process = subprocess.Popen(
                     self.command(),
                     cwd=self.dir,
+                    env=self.env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

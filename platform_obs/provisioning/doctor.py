@@ -6,8 +6,10 @@ Every check is a small function returning :class:`CheckResult`. They follow the 
 2. the OTLP endpoint the SDK would use (resolved exactly as ``init()`` resolves it: arguments aside,
    ``PLATFORM_OBS_*`` > ``OTEL_*`` per signal > ``OTEL_*`` > ``[tool.platform_obs]``) accepts a test
    span, metric point and log record, sent with the SDK's own OTLP exporters and a short timeout;
-3. with a Prometheus URL: the service's series of every conventions metric exist, with the labels
-   the dashboards select on;
+3. with a Prometheus URL: which label scheme the backend's series follow (resource attributes
+   promoted to labels, or only ``job``/``instance`` plus ``target_info``) and whether the platform
+   policy's ``platform.metric_labels`` fits it; the service's series of every conventions metric
+   exist, with the labels the dashboards select on;
 4. with ``GRAFANA_URL``/``GRAFANA_TOKEN``: the token works, the service's folder, dashboards and rule
    groups exist, and ``plan`` shows no drift.
 
@@ -36,6 +38,7 @@ from typing import Any, Literal
 from platform_obs import conventions
 from platform_obs.provisioning import urls
 from platform_obs.provisioning.model import Rendered, ValidationFailed
+from platform_obs.provisioning.render import label_scheme
 from platform_obs.provisioning.spec import ServiceSpec
 
 Status = Literal["ok", "fail", "skip"]
@@ -510,25 +513,88 @@ def _series_name(metric: conventions.Metric) -> str:
     return metric.series("count") if metric.kind == "histogram" else metric.series()
 
 
+_SCHEME_WORDS = {
+    label_scheme.PROMOTED: "resource attributes as labels of every series (service_name ...)",
+    label_scheme.TARGET_INFO: "only job/instance on the series, the resource attributes on "
+    "target_info",
+}
+
+
+def detect_label_scheme(url: str, spec: ServiceSpec, timeout: float) -> str | None:
+    """The label scheme the backend's series of this service follow; ``None`` without series."""
+    service_label = conventions.prom_label(conventions.SERVICE_NAME)
+    names = "|".join(sorted(_series_name(m) for m in conventions.METRICS.values()))
+    promoted = f'count({{__name__=~"{names}", {service_label}="{spec.name}"}})'
+    if prometheus_query(url, promoted, timeout):
+        return label_scheme.PROMOTED
+    job = label_scheme.job_value(spec.name, spec.namespace)
+    by_job = f'count({{__name__=~"{names}", job="{job}", {service_label}=""}})'
+    if prometheus_query(url, by_job, timeout):
+        return label_scheme.TARGET_INFO
+    return None
+
+
+def check_label_scheme(
+    url: str, spec: ServiceSpec, configured: str, timeout: float
+) -> tuple[CheckResult, str]:
+    """Which scheme the backend uses and whether the policy's setting fits (and the scheme the
+    series checks should query with)."""
+    name = "label scheme"
+    found = detect_label_scheme(url, spec, timeout)
+    if found is None:
+        return skip(name, "no series of the service to tell the backend's label scheme"), configured
+    if found == configured:
+        return ok(
+            name,
+            f"the backend keeps {_SCHEME_WORDS[found]}; platform.metric_labels: {configured} fits",
+        ), found
+    promote = ", ".join(conventions.PROMOTED_RESOURCE_ATTRIBUTES)
+    return fail(
+        name,
+        f"the backend keeps {_SCHEME_WORDS[found]}, but the platform renders dashboards and alerts "
+        f"for {_SCHEME_WORDS[configured]} (platform.metric_labels: {configured})",
+        f"set `platform: {{metric_labels: {found}}}` in the platform policy "
+        "(policies/platform.yaml) and re-apply every service"
+        + (
+            f"; or promote {promote} in the backend (Prometheus 3 / Mimir: "
+            "otlp.promote_resource_attributes; Collector: examples/collector/otel-collector.yaml)"
+            if found == label_scheme.TARGET_INFO
+            else ""
+        ),
+    ), found
+
+
 def check_prometheus(
-    url: str, spec: ServiceSpec, *, timeout: float = DEFAULT_TIMEOUT
+    url: str,
+    spec: ServiceSpec,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    metric_labels: str = label_scheme.PROMOTED,
 ) -> list[CheckResult]:
-    """One result per conventions metric: the service's series exist with the dashboards' labels."""
+    """The backend's label scheme against the platform setting, then one result per conventions
+    metric: the service's series exist with the dashboards' labels."""
     why = urls.problem(url)
     if why:
         return [fail("prometheus", f"--prometheus-url {why}", "e.g. http://localhost:9090")]
     service_label = conventions.prom_label(conventions.SERVICE_NAME)
     env_label = conventions.prom_label(conventions.DEPLOYMENT_ENVIRONMENT)
-    results = []
+    try:
+        scheme_result, scheme = check_label_scheme(url, spec, metric_labels, timeout)
+    except PrometheusError as exc:
+        return [fail("prometheus", str(exc), exc.hint)]
+    results = [scheme_result]
+    job = label_scheme.job_value(spec.name, spec.namespace)
+    join = label_scheme.Join(f'job="{job}"', f'{env_label}=~".*"')
     for metric in conventions.METRICS.values():
         name = f"series {metric.name}"
         series = _series_name(metric)
+        selected = (
+            label_scheme.apply(f'{series}{{job="{job}"}}', join)
+            if scheme == label_scheme.TARGET_INFO
+            else f'{series}{{{service_label}="{spec.name}"}}'
+        )
         try:
-            found = prometheus_query(
-                url,
-                f'count by ({env_label}) ({series}{{{service_label}="{spec.name}"}})',
-                timeout,
-            )
+            found = prometheus_query(url, f"count by ({env_label}) ({selected})", timeout)
             if not found:
                 results.append(_why_no_series(url, metric, series, spec, timeout))
                 continue
@@ -621,8 +687,9 @@ def _why_no_series(
         return fail(
             name,
             f"{detail}; {series} series exist without a {service_label} label",
-            "resource attributes are not promoted to labels: enable "
-            "resource_to_telemetry_conversion on the collector's Prometheus exporter",
+            "resource attributes are not promoted to labels: promote them in the backend "
+            "(examples/collector/otel-collector.yaml, otlp.promote_resource_attributes) or set "
+            "`platform: {metric_labels: target_info}` in the platform policy",
         )
     if services:
         return fail(
@@ -772,7 +839,12 @@ def run(
     elif state.spec is None:
         results.append(skip("prometheus", "no service name (config unreadable)"))
     else:
-        results += check_prometheus(prometheus_url, state.spec, timeout=timeout)
+        from platform_obs.provisioning import policy
+
+        the_policy, _ = policy.load_policy(policy.policy_source(templates_dir, policy_file))
+        results += check_prometheus(
+            prometheus_url, state.spec, timeout=timeout, metric_labels=the_policy.metric_labels
+        )
     results += check_grafana(state.rendered, environ, timeout=timeout)
     secrets = _secrets(os.environ if environ is None else environ, prometheus_url)
     return [_scrubbed(r, secrets) for r in results]

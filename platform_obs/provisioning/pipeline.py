@@ -8,7 +8,7 @@ every problem found. Nothing reaches Grafana unless this returned.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from platform_obs.provisioning import backstage, policy, validate
@@ -87,6 +87,8 @@ def build(
         policy.policy_source(templates_dir, policy_file)
     )
     problems.extend(policy_problems)
+    # One label scheme for the whole platform: every service renders for the same backend.
+    specs = [replace(s, metric_labels=the_policy.metric_labels) for s in specs]
     if templates is None:
         raise ValidationFailed(problems)
     problems.extend(validate.check_specs(specs, templates))

@@ -89,6 +89,9 @@ class Scope:
     params: Mapping[str, Any] = field(default_factory=dict)
     slo: Mapping[str, Any] = field(default_factory=dict)
     functions: Mapping[str, Callable[[str], str]] = field(default_factory=dict)
+    #: Applied to a whole expanded query (PromQL): the platform's label scheme
+    #: (:mod:`platform_obs.provisioning.render.label_scheme`); ``None`` leaves it as it is.
+    query_rewrite: Callable[[str], str] | None = None
 
 
 def _metric(arg: str) -> str:
@@ -200,6 +203,12 @@ def expand(text: str, scope: Scope) -> str:
         return match.group(0) if value is None else _text(value)
 
     return PLACEHOLDER.sub(sub, text)
+
+
+def expand_query(text: str, scope: Scope) -> str:
+    """:func:`expand` for a whole PromQL query, then the scope's label-scheme rewrite."""
+    text = expand(text, scope)
+    return scope.query_rewrite(text) if scope.query_rewrite else text
 
 
 def expand_value(value: Any, scope: Scope) -> Any:

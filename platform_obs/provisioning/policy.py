@@ -28,6 +28,7 @@ from typing import Any
 
 from platform_obs.provisioning.model import Problem
 from platform_obs.provisioning.reader import Reader
+from platform_obs.provisioning.render import label_scheme
 from platform_obs.provisioning.render.dashboards import selected_dashboards
 from platform_obs.provisioning.render.definitions import resolve_params
 from platform_obs.provisioning.spec import API_VERSION, ServiceSpec
@@ -157,6 +158,9 @@ class Rule:
 class Policy:
     file: str
     rules: tuple[Rule, ...] = ()
+    #: ``platform.metric_labels``: how the metrics backend labels series, for every service
+    #: (:mod:`platform_obs.provisioning.render.label_scheme`).
+    metric_labels: str = label_scheme.PROMOTED
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -194,7 +198,7 @@ def load_policy(source: Path | Traversable) -> tuple[Policy, list[Problem]]:
 
 def parse_policy(doc: Located) -> tuple[Policy, list[Problem]]:
     r = Reader(doc)
-    top = r.mapping(doc.data, "", {"apiVersion": "", "kind": "", "rules": ""})
+    top = r.mapping(doc.data, "", {"apiVersion": "", "kind": "", "platform": "", "rules": ""})
     if top.get("apiVersion") != API_VERSION:
         r.problem("apiVersion", "wrong value", top.get("apiVersion"), repr(API_VERSION))
     if top.get("kind") != KIND:
@@ -209,7 +213,17 @@ def parse_policy(doc: Located) -> tuple[Policy, list[Problem]]:
             r.problem(join(join("rules", i), "id"), "duplicate rule id", rule.id, "unique ids")
         seen.add(rule.id)
         rules.append(rule)
-    return Policy(doc.file, tuple(rules)), r.problems
+    platform = r.mapping(top.get("platform"), "platform", {"metric_labels": ""})
+    scheme = r.get(platform, "platform", "metric_labels", str, default=label_scheme.PROMOTED)
+    if scheme not in label_scheme.SCHEMES:
+        r.problem(
+            "platform.metric_labels",
+            "unknown label scheme",
+            scheme,
+            " or ".join(label_scheme.SCHEMES),
+        )
+        scheme = label_scheme.PROMOTED
+    return Policy(doc.file, tuple(rules), scheme), r.problems
 
 
 def _parse_rule(r: Reader, raw: Any, path: str) -> Rule | None:

@@ -91,6 +91,9 @@ class ServiceSpec:
     #: Alert template id -> ``False`` (disabled) or parameter overrides.
     alerts: dict[str, bool | dict[str, Any]] = field(default_factory=dict)
     custom_alerts: tuple[CustomAlert, ...] = ()
+    #: How the platform's metrics backend labels series (``promoted`` or ``target_info``). Set by
+    #: the platform policy (``platform.metric_labels``) for every service, never by its config.
+    metric_labels: str = "promoted"
     #: Line of each key path, for messages about this file.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 

@@ -31,6 +31,7 @@ from golden_run import (
     FAIL_RATIO,
     FAULTY,
     HEALTHY,
+    PULL,
     SERVICE,
     SLOW_MS,
     SLOW_RATIO,
@@ -41,6 +42,8 @@ from prometheus_servers import wait_for
 
 from platform_obs import conventions
 from platform_obs.conventions import DURATION_BUCKETS_SECONDS, LOG_FIELDS, prom_label
+from platform_obs.provisioning import doctor
+from platform_obs.provisioning.spec import load_specs
 
 pytestmark = pytest.mark.e2e
 
@@ -358,22 +361,27 @@ def _summary(rows: list[Row]) -> str:
 def test_every_series_carries_the_promoted_resource_labels(golden: GoldenPath) -> None:
     prom = golden.prometheus
     promoted = [prom_label(a) for a in conventions.PROMOTED_RESOURCE_ATTRIBUTES]
+    job = f'{{job="{golden.job}"}}'
     wait_for(
-        lambda: prom.query(
-            conventions.HTTP_SERVER_REQUEST_DURATION.series("count") + '{job="service"}'
-        ),
+        lambda: prom.query(conventions.HTTP_SERVER_REQUEST_DURATION.series("count") + job),
         30,
         what="request metrics",
     )
+    if not golden.promoted:
+        # Nothing promoted: the series have job/instance only, target_info the rest - the
+        # label scheme the platform's `metric_labels: target_info` setting renders for.
+        assert prom.api(f"label/{prom_label(conventions.SERVICE_NAME)}/values") == []
+        env_label = prom_label(conventions.DEPLOYMENT_ENVIRONMENT)
+        info = prom.query(f"target_info{job}")
+        assert sorted(s["metric"][env_label] for s in info) == sorted([FAULTY, HEALTHY])
+        assert {s["metric"][prom_label(conventions.TEAM)] for s in info} == {TEAM}
+        return
     # Every conventions series the services expose, with any promoted label missing.
     names = "|".join(sorted(m.prom_name for m in conventions.METRICS.values()))
     for label in promoted:
         missing = prom.query(f'group by (__name__) ({{__name__=~"({names}).*", {label}=""}})')
         assert missing == [], f"series without {label}: {missing}"
-    values = {
-        label: prom.api(f"label/{label}/values", {"match[]": '{job="service"}'})
-        for label in promoted
-    }
+    values = {label: prom.api(f"label/{label}/values", {"match[]": job}) for label in promoted}
     assert values == {
         "service_name": [SERVICE],
         "service_namespace": ["shop"],
@@ -570,32 +578,44 @@ def test_logql_uses_fields_and_labels_the_sdk_writes(golden: GoldenPath) -> None
     targets = [t for t in dashboard_targets(golden) if t.datasource == "loki"]
     assert targets
     # The service's stream, as Loki derives it from the OTLP resource (service.name -> service_name).
-    records = golden.receiver.logs()
+    records = (golden.loki or golden.receiver).logs()
     assert records and {r.resource.get(conventions.SERVICE_NAME) for r in records} == {SERVICE}
     assert prom_label(conventions.SERVICE_NAME) == conventions.LOKI_SERVICE_LABEL
     assert all(r.resource.get(conventions.DEPLOYMENT_ENVIRONMENT) for r in records)
     assert {r.severity_text.lower() for r in records} <= set(LOG_FIELDS.levels)
     lines = [line for s in golden.services.values() for line in s.json_lines()]
-    streams = {SERVICE: lines}
-    # Through the documented collector (examples/collector/otel-collector.yaml) Loki's line is
-    # built from the OTLP record; it must equal the stdout line in every field the panels use.
+    # Loki's line (on the collector path: what the reference config really sends) must equal
+    # the stdout line in every field the panels use.
+    wait_for(lambda: len(golden.loki_streams()) > 10, 30, what="log records towards Loki")
+    loki = golden.loki_streams()
+    assert {labels[conventions.LOKI_SERVICE_LABEL] for labels, _ in loki} == {SERVICE}
+    streams = {SERVICE: [line for _, line in loki]}
     by_context = {(ln.get("trace_id"), ln.get("span_id"), ln["event"]): ln for ln in lines}
-    used = (LOG_FIELDS.event, LOG_FIELDS.level, LOG_FIELDS.environment, LOG_FIELDS.trace_id)
+    used = (
+        LOG_FIELDS.event,
+        LOG_FIELDS.level,
+        LOG_FIELDS.environment,
+        LOG_FIELDS.trace_id,
+        LOG_FIELDS.span_id,
+        LOG_FIELDS.service,
+    )
     compared = 0
-    for record in records:
-        line = by_context.get((record.trace_id or None, record.span_id or None, record.body))
-        if line is None or not record.trace_id:
+    for _, loki_line in loki:
+        key = (loki_line.get("trace_id"), loki_line.get("span_id"), loki_line.get("event"))
+        line = by_context.get(key)
+        if line is None or not key[0]:
             continue
-        loki_line = {
-            **record.attributes,
-            LOG_FIELDS.event: record.body,
-            LOG_FIELDS.level: record.severity_text.lower(),
-            LOG_FIELDS.service: record.resource[conventions.SERVICE_NAME],
-            LOG_FIELDS.environment: record.resource[conventions.DEPLOYMENT_ENVIRONMENT],
-            LOG_FIELDS.trace_id: record.trace_id,
-            LOG_FIELDS.span_id: record.span_id,
+        assert {k: loki_line.get(k) for k in used} == {k: line.get(k) for k in used}
+        # The event's own fields too (order_id, logger ...): the panels show the whole line.
+        # Not compared: the timestamp (Loki keeps the record's own) and the structured
+        # exception (OTLP attributes carry no null: a None inside it arrives as "None").
+        # The record's semantic-convention exception.* attributes come on top.
+        skip = (LOG_FIELDS.timestamp, LOG_FIELDS.exception)
+        assert {k: v for k, v in line.items() if k not in skip} == {
+            k: v for k, v in loki_line.items() if k in line and k not in skip
         }
-        assert {k: loki_line[k] for k in used} == {k: line[k] for k in used}
+        extra = set(loki_line) - set(line)
+        assert {k for k in extra if not k.startswith("exception.")} == set(), extra
         compared += 1
     assert compared > 10
     assert {line[LOG_FIELDS.level] for line in lines} <= set(LOG_FIELDS.levels)
@@ -654,14 +674,14 @@ def test_traceql_uses_attributes_the_spans_have(golden: GoldenPath) -> None:
 
 def test_runtime_metrics_come_from_one_source(golden: GoldenPath) -> None:
     prom = golden.prometheus
-    selector = f'service_name="{SERVICE}", deployment_environment_name="{FAULTY}"'
     for metric in (
         conventions.PROCESS_MEMORY_USAGE,
         conventions.PROCESS_THREAD_COUNT,
         conventions.PROCESS_CPU_TIME,
         conventions.CPYTHON_GC_COLLECTIONS,
     ):
-        scopes = prom.query(f"count by (otel_scope_name) ({metric.prom_name}{{{selector}}})")
+        selected = golden.select(metric.prom_name, FAULTY)
+        scopes = prom.query(f"count by (otel_scope_name) ({selected})")
         assert [s["metric"]["otel_scope_name"] for s in scopes] == ["platform_obs"], metric.name
     # The memory panel shows the process's resident memory, not a multiple of it.
     pid = golden.services[FAULTY].process.pid
@@ -675,5 +695,67 @@ def test_runtime_metrics_come_from_one_source(golden: GoldenPath) -> None:
         )
         * 1024
     )
-    (value,) = prom.query_values(f"sum({conventions.PROCESS_MEMORY_USAGE.prom_name}{{{selector}}})")
+    (value,) = prom.query_values(
+        f"sum({golden.select(conventions.PROCESS_MEMORY_USAGE.prom_name, FAULTY)})"
+    )
     assert 0.5 * rss < value < 1.5 * rss, (value, rss)
+
+
+def test_exemplars_lead_from_the_latency_histogram_to_received_traces(golden: GoldenPath) -> None:
+    if golden.metric_path == PULL:
+        pytest.skip("the SDK's pull endpoint (Prometheus text format) carries no exemplars")
+    bucket = conventions.HTTP_SERVER_REQUEST_DURATION.series("bucket")
+    now = time.time()
+
+    def exemplars() -> list[dict[str, Any]]:
+        data = golden.prometheus.api(
+            "query_exemplars",
+            {
+                "query": f'{bucket}{{job="{golden.job}"}}',
+                "start": f"{now - 600}",
+                "end": f"{now + 600}",
+            },
+        )
+        return [e for series in data for e in series["exemplars"]]
+
+    found = wait_for(exemplars, 30, what="exemplars of the latency histogram")
+    trace_ids = {e["labels"].get("trace_id") for e in found}
+    assert None not in trace_ids, found[:3]
+    # Spans are exported in batches: the exemplars' traces arrive at the trace receiver.
+    wait_for(
+        lambda: (
+            len(trace_ids & {s.trace_id for s in golden.receiver.spans()}) >= len(trace_ids) / 2
+        ),
+        30,
+        what="the exemplars' traces at the trace receiver",
+    )
+    server = _server_spans(golden)
+    linked = [e for e in found if e["labels"]["trace_id"] in server]
+    assert linked, "no exemplar names a server span the trace receiver got"
+    # The exemplar is the request's own duration: the span's, within the bucket it sits in.
+    for e in linked[:20]:
+        span = server[e["labels"]["trace_id"]]
+        assert abs(float(e["value"]) - span.duration_s) < 0.05, (e, span.duration_s)
+
+
+def test_doctor_recognises_the_backends_label_scheme(golden: GoldenPath) -> None:
+    (spec,) = load_specs([golden.templates_dir.parent / "config"])
+    fits = "promoted" if golden.promoted else "target_info"
+    other = "target_info" if golden.promoted else "promoted"
+    results = {
+        r.name: r
+        for r in doctor.check_prometheus(
+            golden.prometheus.url, spec, timeout=10, metric_labels=fits
+        )
+    }
+    scheme = results.pop("label scheme")
+    assert scheme.status == "ok" and f"platform.metric_labels: {fits} fits" in scheme.detail
+    # With the scheme known, the series checks find every environment of the service.
+    for name, result in results.items():
+        if name != f"series {conventions.TELEMETRY_DROPPED.name}":
+            assert result.status == "ok" and FAULTY in result.detail and HEALTHY in result.detail, (
+                result
+            )
+    wrong, _ = doctor.check_label_scheme(golden.prometheus.url, spec, other, 10)
+    assert wrong.status == "fail", wrong
+    assert f"metric_labels: {fits}" in wrong.hint and f"metric_labels: {other}" in wrong.detail

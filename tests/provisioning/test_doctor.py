@@ -345,6 +345,8 @@ def test_series_present_with_the_dashboards_labels(
     tmp_path: Path, scraped: PrometheusServer
 ) -> None:
     results = by_name(doctor.check_prometheus(scraped.url, spec_for(tmp_path), timeout=5))
+    scheme = results.pop("label scheme")
+    assert scheme.status == "ok" and "platform.metric_labels: promoted fits" in scheme.detail
     assert set(results) == {f"series {name}" for name in conventions.METRICS}
     for name, result in results.items():
         if name == f"series {conventions.TELEMETRY_DROPPED.name}":

@@ -40,9 +40,9 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from platform_obs.provisioning import model, ownership
-from platform_obs.provisioning.placeholders import Scope, expand, expand_value
+from platform_obs.provisioning.placeholders import Scope, expand, expand_query, expand_value
 from platform_obs.provisioning.render import recording
-from platform_obs.provisioning.render.scope import ENV_LABEL, SERVICE_LABEL, dashboard_scope
+from platform_obs.provisioning.render.scope import ENV_LABEL, dashboard_scope, env_values_query
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import (
     DashboardTemplate,
@@ -97,7 +97,7 @@ def _variables(spec: ServiceSpec, template: DashboardTemplate, scope: Scope) -> 
         .current(VariableOption(selected=True, text=uid, value=uid))
         for kind, uid in uids.items()
     ]
-    env_query = f'label_values({{{SERVICE_LABEL}="$service"}}, {ENV_LABEL})'
+    env_query = env_values_query(spec)
     # One environment at a time, the service's primary one by default: production and staging
     # never blend. "All" stays available; every panel keeps the environment label, so it splits.
     primary = spec.environments[0]
@@ -225,7 +225,8 @@ def _queries(
     steps: list[ThresholdStep] = []
     for target in panel.targets:
         if target.alert is None:
-            queries.append(_Query(expand(target.expr, scope), target))
+            expand_expr = expand_query if panel.datasource == "prometheus" else expand
+            queries.append(_Query(expand_expr(target.expr, scope), target))
             continue
         expr, threshold, op = _alert_query(spec, templates, target.alert, scope)
         queries.append(_Query(expr, target, plots=target.alert))

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from platform_obs.provisioning import model
-from platform_obs.provisioning.placeholders import Scope, expand, expand_value
+from platform_obs.provisioning.placeholders import Scope, expand, expand_query, expand_value
 from platform_obs.provisioning.render.dashboards import dashboard_uid, selected_dashboards
 from platform_obs.provisioning.render.recording import sli_error_selector
 from platform_obs.provisioning.render.scope import (
     ENV_LABEL,
     base_values,
+    query_rewrite,
     series_selector,
     slo_values,
 )
@@ -125,7 +126,17 @@ def _per_environment(spec: ServiceSpec, expr: str, scope: Scope) -> str:
     for env in spec.environments:
         one = replace(spec, environments=(env,))
         values = {**scope.values, "selector": series_selector(one, dashboard=False)}
-        parts.append(expand(expr, Scope(values=values, params=scope.params, slo=scope.slo)))
+        parts.append(
+            expand_query(
+                expr,
+                Scope(
+                    values=values,
+                    params=scope.params,
+                    slo=scope.slo,
+                    query_rewrite=scope.query_rewrite,
+                ),
+            )
+        )
     return " or ".join(parts)
 
 
@@ -139,7 +150,12 @@ def applicable_templates(spec: ServiceSpec, templates: Templates) -> list[AlertT
 
 
 def alert_scope(spec: ServiceSpec, template: AlertTemplate, params: dict[str, Any]) -> Scope:
-    scope = Scope(values=base_values(spec, dashboard=False), params=params, slo=slo_values(spec))
+    scope = Scope(
+        values=base_values(spec, dashboard=False),
+        params=params,
+        slo=slo_values(spec),
+        query_rewrite=query_rewrite(spec, dashboard=False),
+    )
     burn = template.burn_rate
     if burn is None or spec.slos is None:
         return scope
@@ -150,6 +166,7 @@ def alert_scope(spec: ServiceSpec, template: AlertTemplate, params: dict[str, An
         params=params,
         slo=scope.slo,
         functions={"burn_rate": lambda tier: burn_rate_expr(burn, tier, period, budget, scope)},
+        query_rewrite=scope.query_rewrite,
     )
 
 
@@ -209,7 +226,7 @@ def _definition(
     expr = (
         _per_environment(spec, rule.expr, scope)
         if rule.per_environment
-        else expand(rule.expr, scope)
+        else expand_query(rule.expr, scope)
     )
     alert = expand(rule.alert, scope)
     return AlertDefinition(

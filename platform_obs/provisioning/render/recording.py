@@ -20,7 +20,8 @@ from typing import Any
 
 from platform_obs.provisioning import model
 from platform_obs.provisioning.durations import seconds
-from platform_obs.provisioning.placeholders import PlaceholderError, Scope, expand
+from platform_obs.provisioning.placeholders import PlaceholderError, Scope, expand_query
+from platform_obs.provisioning.render import label_scheme
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import AlertTemplate, BurnRate, Templates
 
@@ -109,10 +110,19 @@ def recording_rules(spec: ServiceSpec, templates: Templates, scope: Scope) -> li
         if not windows:
             continue
         labels = {SLO_LABEL: burn.slo}
+        if spec.metric_labels == label_scheme.TARGET_INFO:
+            # The recorded series are selected like the raw ones: by the service's job.
+            labels[label_scheme.JOB] = label_scheme.job_value(spec.name, spec.namespace)
         for window in windows:
             values = {**scope.values, "window": window}
-            expr = expand(
-                burn.error_ratio, Scope(values=values, params=scope.params, slo=scope.slo)
+            expr = expand_query(
+                burn.error_ratio,
+                Scope(
+                    values=values,
+                    params=scope.params,
+                    slo=scope.slo,
+                    query_rewrite=scope.query_rewrite,
+                ),
             )
             rules.append(
                 {

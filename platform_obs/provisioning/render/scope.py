@@ -6,10 +6,13 @@ environment; alert rules select with the service's concrete values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from platform_obs import conventions
 from platform_obs.provisioning.placeholders import Scope
+from platform_obs.provisioning.render import label_scheme
 from platform_obs.provisioning.render.recording import sli_error_function
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import Templates
@@ -29,8 +32,16 @@ def _regex_escape(value: str) -> str:
     return "".join("\\" + c if c in r".^$*+?()[]{}|\\" else c for c in value)
 
 
+def _env_pattern(spec: ServiceSpec, *, dashboard: bool) -> str:
+    return '"$env"' if dashboard else quote("|".join(_regex_escape(e) for e in spec.environments))
+
+
 def series_selector(spec: ServiceSpec, *, dashboard: bool) -> str:
     """Label matchers selecting the service's series (without braces)."""
+    if spec.metric_labels == label_scheme.TARGET_INFO:
+        # The environment is on target_info only: query_rewrite() joins and filters on it.
+        service = "$service" if dashboard else spec.name
+        return f"{label_scheme.JOB}={quote(label_scheme.job_value(service, spec.namespace))}"
     if dashboard:
         parts = [f'{SERVICE_LABEL}="$service"', f'{ENV_LABEL}=~"$env"']
     elif len(spec.environments) == 1:  # `=` for one value: cheaper, and what people expect
@@ -44,6 +55,25 @@ def series_selector(spec: ServiceSpec, *, dashboard: bool) -> str:
     if spec.namespace:
         parts.insert(1, f"{NAMESPACE_LABEL}={quote(spec.namespace)}")
     return ", ".join(parts)
+
+
+def query_rewrite(spec: ServiceSpec, *, dashboard: bool) -> Callable[[str], str] | None:
+    """The label scheme's rewrite of a whole query (``None`` when series carry every label)."""
+    if spec.metric_labels != label_scheme.TARGET_INFO:
+        return None
+    join = label_scheme.Join(
+        series_selector(spec, dashboard=dashboard),
+        f"{ENV_LABEL}=~{_env_pattern(spec, dashboard=dashboard)}",
+    )
+    return partial(label_scheme.apply, join=join)
+
+
+def env_values_query(spec: ServiceSpec) -> str:
+    """The dashboards' ``$env`` variable query (Grafana's ``label_values``)."""
+    if spec.metric_labels == label_scheme.TARGET_INFO:
+        job = label_scheme.job_value("$service", spec.namespace)
+        return f"label_values({label_scheme.TARGET_INFO_METRIC}{{job={quote(job)}}}, {ENV_LABEL})"
+    return f'label_values({{{SERVICE_LABEL}="$service"}}, {ENV_LABEL})'
 
 
 def service_labels(spec: ServiceSpec) -> str:
@@ -109,4 +139,9 @@ def dashboard_scope(spec: ServiceSpec, templates: Templates | None = None) -> Sc
     functions = {}
     if templates is not None:
         functions["sli_error"] = sli_error_function(spec, templates, values["selector"])
-    return Scope(values=values, slo=slo_values(spec), functions=functions)
+    return Scope(
+        values=values,
+        slo=slo_values(spec),
+        functions=functions,
+        query_rewrite=query_rewrite(spec, dashboard=True),
+    )
