@@ -210,9 +210,13 @@ def _alert_query(
     rule = next(r for r in template.rules if r.id == rule_id)
     params = resolve_params(spec, template)
     alert_scope = Scope(
-        values=scope.values, params=params, slo=scope.slo, functions=scope.functions
+        values=scope.values,
+        params=params,
+        slo=scope.slo,
+        functions=scope.functions,
+        query_rewrite=scope.query_rewrite,
     )
-    expr = " ".join(expand(rule.expr, alert_scope).split())
+    expr = " ".join(expand_query(rule.expr, alert_scope).split())
     threshold = expand_value(rule.threshold, alert_scope) if rule.op else None
     return expr, (float(threshold) if threshold is not None else None), rule.op
 

@@ -20,7 +20,8 @@ Templates stay as they are: ``${selector}`` expands to the ``job`` matcher and t
 to the expanded query by :func:`apply`, which finds the service's selectors with a small PromQL
 tokenizer (strings, brackets) rather than pattern matching. ``absent*`` calls are left unjoined:
 a series that is absent has no ``instance`` to join on. Recorded series (``level:metric:ops``
-names) are left alone: their recording rule joined already and labels them with the ``job``.
+names) are not joined: their recording rule joined already and labels them with the ``job``; they
+get the environment filter as a matcher of their own.
 """
 
 from __future__ import annotations
@@ -136,8 +137,12 @@ def apply(expr: str, join: Join) -> str:
         name_start = at
         while name_start > 0 and (out[name_start - 1].isalnum() or out[name_start - 1] in "_:"):
             name_start -= 1
-        if ":" in out[name_start:at]:  # a recorded series (level:metric:ops): already joined
-            search_from = close + 1
+        if ":" in out[name_start:at]:
+            # A recorded series (level:metric:ops): its recording rule joined already, so the
+            # environment is its own label - filter on it instead of joining.
+            extra = f", {join.info_matchers}"
+            out = out[:close] + extra + out[close:]
+            search_from = close + len(extra) + 1
             continue
         after = close + 1
         while after < len(out) and out[after] == " ":

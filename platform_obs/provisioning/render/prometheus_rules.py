@@ -14,7 +14,7 @@ from platform_obs.provisioning.durations import format_seconds, seconds
 from platform_obs.provisioning.placeholders import Scope
 from platform_obs.provisioning.render import recording
 from platform_obs.provisioning.render.definitions import AlertDefinition
-from platform_obs.provisioning.render.scope import base_values, slo_values
+from platform_obs.provisioning.render.scope import base_values, query_rewrite, slo_values
 from platform_obs.provisioning.spec import ServiceSpec, interval_seconds
 from platform_obs.provisioning.templates import Templates
 
@@ -47,7 +47,11 @@ def render_recording_file(
     spec: ServiceSpec, templates: Templates
 ) -> model.PrometheusRuleFile | None:
     """The service's SLO recording rules (``slo:sli_error:ratio_rate<window>``), or ``None``."""
-    scope = Scope(values=base_values(spec, dashboard=False), slo=slo_values(spec))
+    scope = Scope(
+        values=base_values(spec, dashboard=False),
+        slo=slo_values(spec),
+        query_rewrite=query_rewrite(spec, dashboard=False),
+    )
     rules = recording.recording_rules(spec, templates, scope)
     if not rules:
         return None
