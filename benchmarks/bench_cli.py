@@ -41,6 +41,7 @@ from grafana_double import GrafanaDouble  # noqa: E402
 
 TARGETS = {"validate": 5.0, "render": 5.0, "plan": 10.0, "apply": 10.0}
 DEFAULT_SIZES = (10, 100, 1000, 3000)
+TEAMS = 37
 
 FLOOR = r"""
 import sys, yaml
@@ -59,7 +60,7 @@ for p in sorted(rendered.rglob("*")):
 def service_config(i: int) -> str:
     """A realistic, varied config: tiers, SLOs on most, overrides, a custom alert on some."""
     name = f"service-{i:04d}"
-    team = f"team-{i % 37:02d}"
+    team = f"team-{i % TEAMS:02d}"
     lines = [
         "apiVersion: platform-obs/v1",
         "kind: Service",
@@ -127,7 +128,8 @@ def measure(n: int, work: Path, latency: float) -> list[Row]:
     rows.append(("render", timed([*cli, "render", str(configs), "--out", str(out)], env), None))
     floor = timed([sys.executable, "-c", FLOOR, str(configs), str(out), str(floor_out)], env)
     rows.append(("floor", floor, None))
-    with GrafanaDouble() as grafana:
+    receivers = [f"team-{t:02d}-oncall" for t in range(TEAMS)]  # apply checks they exist
+    with GrafanaDouble(contact_points=receivers) as grafana:
         if latency > 0:
             grafana.inject(delay=latency, times=10**9)
         env |= {"GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": grafana.token}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,15 @@ def _check(server: ServerProcess, prom: PrometheusServer, service: str, processe
         30,
         what=f"{REQUESTS} requests counted in Prometheus",
     )
-    up = prom.query('up{job="service"} == 1')
-    assert sorted(int(u["metric"]["instance"].rsplit(":", 1)[1]) for u in up) == ports, (up, ports)
+
+    def scraped() -> list[int]:
+        up = prom.query('up{job="service"} == 1')
+        return sorted(int(u["metric"]["instance"].rsplit(":", 1)[1]) for u in up)
+
+    # Every endpoint is scraped (a target turns up after its first successful scrape).
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: scraped() == ports, 15, what="every endpoint scraped")
+    assert scraped() == ports
 
 
 @pytest.mark.parametrize(
@@ -162,7 +170,14 @@ def test_uvicorn_workers_each_serve_their_metrics_and_the_overview_has_data(
         server = ServerProcess(argv, _pull_env(base), ROOT)
         try:
             server.wait_http(f"http://127.0.0.1:{port}/healthz")
-            codes = traffic(f"http://127.0.0.1:{port}", [f"/orders/{i}" for i in range(REQUESTS)])
+            # Two rounds a few scrapes apart: rate() panels need the counters to grow between
+            # scrapes, not to be complete at the first one.
+            half = REQUESTS // 2
+            codes = traffic(f"http://127.0.0.1:{port}", [f"/orders/{i}" for i in range(half)])
+            time.sleep(3)
+            codes += traffic(
+                f"http://127.0.0.1:{port}", [f"/orders/{i}" for i in range(half, REQUESTS)]
+            )
             assert codes == [200] * REQUESTS
             _check(server, prom, "orders-api", WORKERS)
             # rate() needs two scrapes of a series: give the 1 s scrapes a moment.

@@ -84,6 +84,7 @@ def check_tree(root: yaml.Node) -> None:
     :data:`MAX_NODES` steps whatever the input.
     """
     count = 0
+    visited: set[int] = set()  # a node met twice is reached through an alias
     # (node, depth, ids of the collections above it) -- an explicit stack: no recursion limit.
     stack: list[tuple[yaml.Node, int, frozenset[int]]] = [(root, 1, frozenset())]
     while stack:
@@ -91,7 +92,8 @@ def check_tree(root: yaml.Node) -> None:
         count += 1
         line = node.start_mark.line + 1
         if count > MAX_NODES:
-            raise LimitExceeded(too_many_values(aliases=True), line)
+            raise LimitExceeded(too_many_values(aliases=len(visited) < count - 1), line)
+        visited.add(id(node))
         if isinstance(node, yaml.ScalarNode):
             continue
         if id(node) in above:
