@@ -60,8 +60,15 @@ def _spec() -> ServiceSpec:
 
 def _our_rules(spec: ServiceSpec) -> dict[str, Any]:
     rendered = build([EXAMPLE], run_promtool=False)
-    (rule_file,) = [r.document for r in rendered.prometheus_rules if r.service == spec.name]
-    return rule_file
+    # The alert rules and the SLO recordings they read, as one rule file.
+    groups = [
+        group
+        for r in rendered.prometheus_rules
+        if r.service == spec.name
+        for group in r.document["groups"]
+    ]
+    assert groups
+    return {"groups": groups}
 
 
 def _our_tiers(rules: dict[str, Any]) -> dict[str, set[str]]:
