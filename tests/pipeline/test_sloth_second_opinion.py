@@ -77,8 +77,10 @@ def _our_tiers(rules: dict[str, Any]) -> dict[str, set[str]]:
     for group in rules["groups"]:
         for rule in group["rules"]:
             for slo, alert in OURS.items():
-                if rule.get("alert") == alert:
-                    tiers[slo].add(rule["labels"]["tier"])
+                if str(rule.get("alert", "")).startswith(alert):
+                    tiers[slo].add(
+                        rule["labels"].get("tier") or rule["alert"][len(alert) :].lower()
+                    )
     return tiers
 
 
@@ -269,7 +271,7 @@ def _active(alert_filter: str, state: str) -> str:
 
 
 def _differences() -> dict[str, str]:
-    ours = _active('alertname=~"' + "|".join(OURS.values()) + '"', "pending|firing")
+    ours = _active('alertname=~"(' + "|".join(OURS.values()) + ')(Page|Ticket)?"', "pending|firing")
     sloth = _active(f'alertname="{SLOTH_ALERT}"', "firing")
     on = f"on (slo, tier, {ENV_LABEL})"
     return {
