@@ -108,7 +108,10 @@ def build(peer: Peer, go: str) -> Path:
         if binary.exists():
             return binary
         partial = target_dir / f".{peer.binary}.partial"
-        command = [go, "build", "-trimpath", "-o", str(partial)]
+        # Lowest CPU priority: a build started in the background while the suite runs must not
+        # slow the tests that measure the service's own latency.
+        nice = ["nice", "-n", "19"] if shutil.which("nice") else []
+        command = [*nice, go, "build", "-trimpath", "-o", str(partial)]
         if peer.tags:
             command.append(f"-tags={','.join(peer.tags)}")
         command.append(peer.package)
