@@ -280,6 +280,18 @@ def _first_in_tree(key: str) -> bool:
     return True
 
 
+def _warn_unsupported(status: InstrumentationStatus) -> None:
+    _warn_once(
+        status,
+        "%s %s is installed but not instrumented: the installed "
+        "opentelemetry-instrumentation supports %s%s",
+        status.package,
+        status.version,
+        status.package,
+        status.supported,
+    )
+
+
 def _warn_once(status: InstrumentationStatus, message: str, *args: Any) -> None:
     if _first_in_tree(f"{status.name}:{status.status}"):
         _log.warning(message, *args)
@@ -391,15 +403,7 @@ class Instrumentation:
             if status is not None:
                 self._set(status)
                 if status.status == UNSUPPORTED:
-                    _warn_once(
-                        status,
-                        "%s %s is installed but not instrumented: the installed "
-                        "opentelemetry-instrumentation supports %s%s",
-                        status.package,
-                        status.version,
-                        status.package,
-                        status.supported,
-                    )
+                    _warn_unsupported(status)
                 continue
             assert candidate is not None
             self._defer(candidate)
@@ -452,15 +456,7 @@ class Instrumentation:
             if wrong:
                 status = _unsupported(ep.name, wrong[0])
                 self._set(status)
-                _warn_once(
-                    status,
-                    "%s %s is installed but not instrumented: the installed "
-                    "opentelemetry-instrumentation supports %s%s",
-                    status.package,
-                    status.version,
-                    status.package,
-                    status.supported,
-                )
+                _warn_unsupported(status)
                 return
             if instrumentor.is_instrumented_by_opentelemetry:
                 self._set(base._replace(status=ELSEWHERE, reason="instrumented before init()"))
