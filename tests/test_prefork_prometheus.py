@@ -58,9 +58,16 @@ def _requests_in_prometheus(prom: PrometheusServer, service: str) -> float:
 def _check(server: ServerProcess, prom: PrometheusServer, service: str, processes: int) -> None:
     output = server.output()
     assert "Worker failed to boot" not in output and "Address already in use" not in output
-    endpoints = [
-        line for line in server.json_lines() if line["event"] == "serving Prometheus metrics"
-    ]
+
+    def endpoints_logged() -> list[dict[str, Any]]:
+        return [
+            line for line in server.json_lines() if line["event"] == "serving Prometheus metrics"
+        ]
+
+    # A worker may still be writing its start-up line when the first responses come back.
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: len(endpoints_logged()) >= processes, 15, what="every endpoint logged")
+    endpoints = endpoints_logged()
     ports = sorted(line["server.port"] for line in endpoints)
     assert len(ports) == processes and len(set(ports)) == processes, endpoints
     # Every worker's request metrics reach Prometheus: the sum over the range is every request.
