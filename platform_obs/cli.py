@@ -6,6 +6,7 @@ Thin on purpose: parses arguments, calls ``platform_obs.provisioning``, prints. 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -261,6 +262,25 @@ def _grafana_errors(fn: Callable[[], Any]) -> Any:
         _fail(str(exc), EXIT_GRAFANA)
 
 
+def _build_plan(rendered: Rendered, grafana: Grafana, **options: Any) -> Plan:
+    """Read Grafana and diff (``options`` go to ``plan.build_plan``); Grafana errors exit 3.
+
+    The cyclic garbage collector is paused meanwhile: planning decodes Grafana's bulk answers
+    into hundreds of thousands of objects without cycles, and each full collection would walk
+    them and every rendered object again for nothing (a quarter of the planning time at 1,000
+    services).
+    """
+    from platform_obs.provisioning.plan import build_plan
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _grafana_errors(lambda: build_plan(rendered, grafana, **options))
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _check_receivers(rendered: Rendered, grafana: Grafana) -> None:
     """Refuse rules routed to contact points Grafana does not have (before any write)."""
     from platform_obs.provisioning import receivers
@@ -436,14 +456,10 @@ def plan(
     PATH: service config files, or directories whose *.yaml/*.yml files are service configs
     (default: platform-obs.yaml in the current directory).
     """
-    from platform_obs.provisioning.plan import build_plan
-
     paths = tuple(_config_paths(paths))
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect() as grafana:
-        the_plan = _grafana_errors(
-            lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
-        )
+        the_plan = _build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         _check_receivers(rendered, grafana)
     _print_plan(the_plan, output, color=_use_color(color), show_json=show_json)
     if the_plan.refused:
@@ -538,14 +554,11 @@ def apply(
         check_deletes,
         ci_message,
     )
-    from platform_obs.provisioning.plan import build_plan
 
     paths = tuple(_config_paths(paths))
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
     with _connect(parallelism) as grafana:
-        the_plan: Plan = _grafana_errors(
-            lambda: build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
-        )
+        the_plan = _build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         _check_receivers(rendered, grafana)  # before any write
         _print_plan(the_plan, "text", color=_use_color(color), show_json=show_json)
         if the_plan.refused:

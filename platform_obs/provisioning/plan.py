@@ -18,11 +18,11 @@ both sides before comparing, so an unchanged object never shows as changed.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from platform_obs.provisioning import ownership
@@ -67,7 +67,8 @@ class Change:
     key: str
     service: str = ""
     title: str = ""
-    diff: str = ""
+    #: Names both sides of the raw JSON diff of ``before`` and ``after`` (empty: no diff).
+    diff_label: str = ""
     #: Why an object is skipped (file-provisioned, not managed ...) or refused.
     reason: str = ""
     #: What else the change does, in words (rules it keeps, objects it adopts ...).
@@ -77,6 +78,12 @@ class Change:
     #: Normalised live and desired state (None where there is none), for field-level views.
     before: Any = field(default=None, repr=False, compare=False)
     after: Any = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def diff(self) -> str:
+        """The raw JSON diff, live -> rendered; made on first use, as most plans never show it
+        (indented JSON and difflib cost more than the rest of planning when much changes)."""
+        return unified_diff(self.before, self.after, self.diff_label) if self.diff_label else ""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -180,11 +187,13 @@ def desired_dashboard(d: Dashboard, owner: Owner | None = None) -> dict[str, Any
 
 
 def normalise_dashboard(model: dict[str, Any]) -> dict[str, Any]:
-    """Drop what Grafana adds or owns (id, version) and our hash tag, for diffing."""
-    out = copy.deepcopy(model)
-    for server_field in ("id", "version"):
-        out.pop(server_field, None)
-    out["tags"] = _strip_hash_tags(out.get("tags") or [])
+    """Drop what Grafana adds or owns (id, version) and our hash tag, for diffing.
+
+    Shallow: only top-level keys change, and the result is only read (compared, shown); a deep
+    copy of every changed dashboard cost more than the rest of its planning.
+    """
+    out = {k: v for k, v in model.items() if k not in ("id", "version")}
+    out["tags"] = _strip_hash_tags(model.get("tags") or [])
     return out
 
 
@@ -349,14 +358,13 @@ def _plan_folders(
         if before == after:
             out.append(Change("unchanged", "folder", f.uid, title=f.title))
         else:
-            diff = unified_diff(before, after, f"folder/{f.uid}")
             out.append(
                 Change(
                     "update",
                     "folder",
                     f.uid,
                     title=f.title,
-                    diff=diff,
+                    diff_label=f"folder/{f.uid}",
                     payload=payload,
                     notes=notes,
                     before=before,
@@ -432,7 +440,6 @@ def _plan_dashboards(
             # Same content, stale or missing hash tag: the rewrite only refreshes the tag.
             before["dashboard"]["tags"] = list(live_model.get("tags") or [])
             after["dashboard"]["tags"] = list(model["tags"])
-        diff = unified_diff(before, after, f"dashboard/{d.uid}")
         out.append(
             Change(
                 "update",
@@ -440,7 +447,7 @@ def _plan_dashboards(
                 d.uid,
                 d.service,
                 d.title,
-                diff,
+                f"dashboard/{d.uid}",
                 payload=payload,
                 notes=notes,
                 before=before,
@@ -575,7 +582,6 @@ def _plan_rule_groups(
         if before == after:
             out.append(Change("unchanged", "rule_group", label, g.service, g.title))
             continue
-        diff = unified_diff(before, after, f"rule_group/{label}")
         out.append(
             Change(
                 "update",
@@ -583,7 +589,7 @@ def _plan_rule_groups(
                 label,
                 g.service,
                 g.title,
-                diff,
+                f"rule_group/{label}",
                 payload=payload,
                 notes=tuple(notes),
                 before=before,
@@ -635,7 +641,6 @@ def _plan_rule_groups(
             payload["declared"] = []
             before = normalise_group(interval, have.rules)
             after = normalise_group(interval, merge.rules)
-            diff = unified_diff(before, after, f"rule_group/{label}")
             out.append(
                 Change(
                     "update",
@@ -643,7 +648,7 @@ def _plan_rule_groups(
                     label,
                     service,
                     key[1],
-                    diff,
+                    f"rule_group/{label}",
                     payload=payload,
                     notes=tuple(merge.notes()),
                     before=before,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -180,3 +181,25 @@ def test_missing_hash_tag_is_refreshed_with_a_visible_diff(grafana: GrafanaDoubl
     assert HASH_TAG_PREFIX in update.diff
     assert run(grafana, r).ok
     assert not build_plan(r, client).has_changes
+
+
+def test_planning_and_showing_the_plan_leave_rendered_objects_untouched(
+    grafana: GrafanaDouble,
+) -> None:
+    """Planning copies only the top level of what it compares, and the raw diff is made when
+    first shown: neither may change what apply sends, and showing the plan twice reads the same."""
+    assert run(grafana, rendered(["a", "b"])).ok
+    changed = rendered(["a", "b"], thresholds={"a": 0.2})
+    changed.dashboards[1] = dashboard("b", title="b / RED (new)")
+    snapshot = copy.deepcopy(changed)
+
+    plan = build_plan(changed, connect(grafana), deep=True)
+    first = [render_json(plan), render_text(plan, show_json=True), render_markdown(plan)]
+    second = [render_json(plan), render_text(plan, show_json=True), render_markdown(plan)]
+
+    assert changed == snapshot
+    assert first == second
+    assert '+    "title": "b / RED (new)",' in first[1]
+    assert json.loads(first[0])["summary"]["update"] == 2
+    again = build_plan(changed, connect(grafana), deep=True)
+    assert render_json(again) == first[0]
