@@ -36,6 +36,7 @@ unchanged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -129,6 +130,7 @@ def owner_of(rendered: Rendered, service: str) -> Owner:
     return Owner(rendered.teams.get(service, ""), service)
 
 
+@functools.lru_cache(maxsize=65536)  # each uid's marker is both stamped and checked in a plan
 def _digest(kind: str, uid: str, owner: Owner) -> str:
     key = "\x00".join((_MARKER_VERSION, kind, uid, owner.team, owner.service))
     return hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Protocol
@@ -197,18 +198,18 @@ def normalise_dashboard(model: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_SERVER_RULE_FIELDS = ("id", "orgID", "orgId", "updated", "provenance", "folderUID", "ruleGroup")
+_SERVER_RULE_FIELDS = frozenset(
+    ("id", "orgID", "orgId", "updated", "provenance", "folderUID", "ruleGroup")
+)
 _RULE_DURATION_FIELDS = ("for", "keep_firing_for")
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or value == {} or value == [] or value == ""
+#: Values that mean "not set" (``in`` compares with ``==``, as Grafana leaves them out or not).
+_EMPTY: tuple[Any, ...] = (None, {}, [], "")
 
 
 def normalise_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """A rule with server-owned fields and empty/default values removed, durations in seconds."""
     # Shallow: only top-level keys change, and normalised rules are only read (compared, shown).
-    out = {k: v for k, v in rule.items() if k not in _SERVER_RULE_FIELDS and not _is_empty(v)}
+    out = {k: v for k, v in rule.items() if k not in _SERVER_RULE_FIELDS and v not in _EMPTY}
     if out.get("isPaused") is False:
         del out["isPaused"]
     for key in _RULE_DURATION_FIELDS:
@@ -290,14 +291,34 @@ def build_plan(
     refused (``refuse``; with ``adopt`` they are taken over) and never deleted.
     """
     changes: list[Change] = []
+    # First and alone: an unreachable or misconfigured Grafana fails here, and says so once.
     live_folders = {str(f["uid"]): f for f in grafana.list_folders()}
     changes += _plan_folders(rendered, live_folders, adopt=adopt)
 
-    live_rules = grafana.list_alert_rules()
-    live_groups = group_rules(live_rules)
-    dash_changes = _plan_dashboards(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
+    # The two big reads (every rule; then, if there are any, the export with group intervals)
+    # run on a second thread while this one reads the dashboard list and hashes the rendered
+    # dashboards: Grafana's time to answer is hidden behind that work.
+    with ThreadPoolExecutor(1, thread_name_prefix="plan-read") as reader:
+        rules_read = reader.submit(grafana.list_alert_rules)
+        try:
+            hits = {str(h["uid"]): h for h in grafana.list_managed_dashboards()}
+        except Exception:
+            rules_read.result()  # a failure of the earlier read is the one to report
+            raise
+        models = [
+            desired_dashboard(d, ownership.owner_of(rendered, d.service))
+            for d in rendered.dashboards
+        ]
+        live_rules = rules_read.result()
+        live_groups = group_rules(live_rules)
+        # One export call gives every group's interval (keyed by rule uid).
+        intervals = reader.submit(grafana.rule_intervals) if live_groups else None
+        dash_changes = _plan_dashboards(
+            rendered, grafana, hits, models, prune=prune, deep=deep, adopt=adopt
+        )
+        by_rule = intervals.result() if intervals is not None else {}
     rule_changes = _plan_rule_groups(
-        rendered, grafana, live_groups, live_rules, prune=prune, adopt=adopt
+        rendered, grafana, live_groups, live_rules, by_rule, prune=prune, adopt=adopt
     )
     changes += dash_changes + rule_changes
 
@@ -375,15 +396,20 @@ def _plan_folders(
 
 
 def _plan_dashboards(
-    rendered: Rendered, grafana: LiveReader, *, prune: bool, deep: bool, adopt: bool
+    rendered: Rendered,
+    grafana: LiveReader,
+    hits: dict[str, dict[str, Any]],
+    desired: list[dict[str, Any]],
+    *,
+    prune: bool,
+    deep: bool,
+    adopt: bool,
 ) -> list[Change]:
-    hits = {str(h["uid"]): h for h in grafana.list_managed_dashboards()}
+    """``hits``: search hits of managed dashboards by uid; ``desired``: ``desired_dashboard`` of
+    each rendered dashboard, in order."""
     out: list[Change] = []
     declared: set[str] = set()
-    models = [
-        (d, desired_dashboard(d, ownership.owner_of(rendered, d.service)))
-        for d in rendered.dashboards
-    ]
+    models = list(zip(rendered.dashboards, desired, strict=True))
 
     def fresh(d: Dashboard, model: dict[str, Any], hit: dict[str, Any]) -> bool:
         same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
@@ -504,12 +530,13 @@ def _plan_rule_groups(
     grafana: LiveReader,
     live_groups: dict[tuple[str, str], LiveRuleGroup],
     live_rules: list[dict[str, Any]],
+    by_rule: dict[str, float] | None,
     *,
     prune: bool,
     adopt: bool,
 ) -> list[Change]:
-    # One export call gives every group's interval (keyed by rule uid); None = no export endpoint.
-    by_rule = grafana.rule_intervals() if live_groups else {}
+    """``by_rule``: rule uid -> its group's interval, from the export; None where Grafana has no
+    export endpoint (then each group is read on its own)."""
     rules_by_uid = {str(r.get("uid")): r for r in live_rules}
     out: list[Change] = []
     declared: set[tuple[str, str]] = set()

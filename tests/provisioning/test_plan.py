@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from test_apply import connect, run
 
 from platform_obs.provisioning import ownership
+from platform_obs.provisioning.grafana import GrafanaError
 from platform_obs.provisioning.plan import (
     HASH_TAG_PREFIX,
     build_plan,
@@ -203,3 +204,28 @@ def test_planning_and_showing_the_plan_leave_rendered_objects_untouched(
     assert json.loads(first[0])["summary"]["update"] == 2
     again = build_plan(changed, connect(grafana), deep=True)
     assert render_json(again) == first[0]
+
+
+def test_reads_cost_the_same_requests_and_report_the_first_failure(
+    grafana: GrafanaDouble,
+) -> None:
+    """The rule list is read beside the dashboard search; when both fail, the error reported
+    is still the one of the earlier read (the rule list), as when they ran one after another."""
+    r = rendered(["a", "b"])
+    assert run(grafana, r).ok
+    grafana.reset_requests()
+    assert not build_plan(r, connect(grafana)).has_changes
+    paths = sorted(q.path for q in grafana.requests)
+    assert paths == [
+        "/api/search",
+        "/api/search",
+        "/api/v1/provisioning/alert-rules",
+        "/api/v1/provisioning/alert-rules/export",
+    ]
+
+    grafana.inject(delay=0.01, times=1, path_prefix="/api/search")  # the folder list passes
+    grafana.inject(status=500, times=1, path_prefix="/api/search")  # the dashboard search fails
+    rules = "/api/v1/provisioning/alert-rules"
+    grafana.inject(status=500, delay=0.3, times=1, path_prefix=rules)  # fails, later
+    with pytest.raises(GrafanaError, match=r"^list alert rules: .*HTTP 500"):
+        build_plan(r, connect(grafana))
