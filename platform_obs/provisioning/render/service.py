@@ -5,7 +5,9 @@ In a fleet most configs differ only in the service's name, team and file: render
 the dashboard and alert builders repeats the same work thousands of times. :class:`Renderer`
 renders a stand-in config whose name, team and file are sentinels (upper-case words that no name,
 team or template can contain), and gives each service that output with the sentinels replaced by
-its own values. Values derived from the name by a function rather than copied (uids) are computed
+its own values. Custom alerts are a service's own (their PromQL is rarely shared), so the shape
+leaves them out: dashboards never read them, and they are rendered for each service and appended
+to its template alerts, as direct rendering orders them. Values derived from the name by a function rather than copied (uids) are computed
 again for the real service. The first service of every shape is also rendered directly and
 compared: any difference switches the shortcut off for that shape, so the output is always what
 direct rendering gives.
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from platform_obs.provisioning import model
-from platform_obs.provisioning.render.alerts import render_rule_group
+from platform_obs.provisioning.render.alerts import build_rule, group_title, render_rule_group
 from platform_obs.provisioning.render.dashboards import (
     dashboard_tags,
     dashboard_uid,
@@ -28,8 +30,16 @@ from platform_obs.provisioning.render.dashboards import (
     render_dashboards,
     selected_dashboards,
 )
-from platform_obs.provisioning.render.definitions import AlertDefinition, resolve_alerts
-from platform_obs.provisioning.render.prometheus_rules import render_rule_file
+from platform_obs.provisioning.render.definitions import (
+    AlertDefinition,
+    custom_alerts,
+    resolve_alerts,
+)
+from platform_obs.provisioning.render.prometheus_rules import (
+    prometheus_rule,
+    render_recording_file,
+    render_rule_file,
+)
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import Templates
 
@@ -56,6 +66,7 @@ class ServiceOutput:
     definitions: list[AlertDefinition]
     rule_group: model.RuleGroup | None
     rule_file: model.PrometheusRuleFile | None
+    recording_file: model.PrometheusRuleFile | None = None
 
 
 def render_service(spec: ServiceSpec, templates: Templates) -> ServiceOutput:
@@ -64,7 +75,8 @@ def render_service(spec: ServiceSpec, templates: Templates) -> ServiceOutput:
     defns = resolve_alerts(spec, templates)
     group = render_rule_group(spec, folders[-1].uid, defns) if defns else None
     rule_file = render_rule_file(spec, defns) if defns else None
-    return ServiceOutput(list(folders), boards, defns, group, rule_file)
+    recordings = render_recording_file(spec, templates)
+    return ServiceOutput(list(folders), boards, defns, group, rule_file, recordings)
 
 
 class Renderer:
@@ -74,6 +86,7 @@ class Renderer:
         self.templates = templates
         self._boards: dict[str, Any] = {}
         self._alerts: dict[str, Any] = {}
+        self._recordings: dict[str, Any] = {}
         self.hits = 0
 
     def render(self, spec: ServiceSpec) -> ServiceOutput:
@@ -81,9 +94,14 @@ class Renderer:
         if _has_sentinel(dataclasses.replace(spec, lines={})):
             return render_service(spec, self.templates)
         stand_in = _stand_in(spec)
-        boards = self._dashboards(spec, stand_in)
-        defns, group, rule_file = self._alerting(spec, stand_in, folders[-1].uid)
-        return ServiceOutput(folders, boards, defns, group, rule_file)
+        # Custom alerts are left out of the shared shapes (see the module's docstring).
+        own = dataclasses.replace(spec, custom_alerts=())
+        stand_in = dataclasses.replace(stand_in, custom_alerts=())
+        boards = self._dashboards(own, stand_in)
+        base = self._alerting(own, stand_in, folders[-1].uid)
+        defns, group, rule_file = _with_custom_alerts(spec, folders[-1].uid, base)
+        recordings = self._recording_file(own, stand_in)
+        return ServiceOutput(folders, boards, defns, group, rule_file, recordings)
 
     def _memo(
         self,
@@ -147,6 +165,20 @@ class Renderer:
             board["tags"] = dashboard_tags(spec, self.templates.dashboards[tid])
             out.append(model.Dashboard(spec.name, folder_uid, board))
         return out
+
+    # --- SLO recording rules ----------------------------------------------------------------------
+
+    def _recording_file(
+        self, spec: ServiceSpec, stand_in: ServiceSpec
+    ) -> model.PrometheusRuleFile | None:
+        return self._memo(
+            self._recordings,
+            repr(stand_in),
+            spec,
+            lambda: render_recording_file(spec, self.templates),
+            lambda: _text_shape(render_recording_file(stand_in, self.templates)),
+            _recording_apply,
+        )
 
     # --- alerting -----------------------------------------------------------------------------
 
@@ -224,6 +256,37 @@ def _render_alerting(spec: ServiceSpec, templates: Templates, folder_uid: str) -
     if not defns:
         return defns, None, None
     return defns, render_rule_group(spec, folder_uid, defns), render_rule_file(spec, defns)
+
+
+def _with_custom_alerts(spec: ServiceSpec, folder_uid: str, base: _Alerting) -> _Alerting:
+    """The service's custom alerts after its template alerts, in both rule outputs (each rule
+    depends only on its own definition and the group, as in direct rendering)."""
+    customs = custom_alerts(spec)
+    if not customs:
+        return base
+    defns, group, rule_file = base
+    defns = [*defns, *customs]
+    if group is None or rule_file is None:  # no template alerts: the group is all custom
+        return defns, render_rule_group(spec, folder_uid, defns), render_rule_file(spec, defns)
+    title, datasource = group_title(spec), spec.datasources.prometheus
+    added = tuple(build_rule(d, datasource, folder_uid, title) for d in customs)
+    document = json.loads(json.dumps(rule_file.document))  # the shape's copy is not shared
+    document["groups"][0]["rules"].extend(prometheus_rule(d) for d in customs)
+    return (
+        defns,
+        dataclasses.replace(group, rules=group.rules + added),
+        dataclasses.replace(rule_file, document=document),
+    )
+
+
+def _text_shape(rule_file: model.PrometheusRuleFile | None) -> str | None:
+    text = json.dumps(_data(rule_file))
+    return None if _derived_sentinel(text) else text
+
+
+def _recording_apply(text: str, spec: ServiceSpec) -> model.PrometheusRuleFile | None:
+    data = json.loads(_real(text, spec))
+    return None if data is None else model.PrometheusRuleFile(**data)
 
 
 def _derived_sentinel(text: str) -> bool:
