@@ -6,6 +6,7 @@ Thin on purpose: parses arguments, calls ``platform_obs.provisioning``, prints. 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -925,5 +926,14 @@ def _one_config(paths: tuple[Path, ...]) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console-script entry point."""
+    _batch_gc()
     cli.main(args=list(argv) if argv is not None else None, prog_name="platform-obs")
     raise AssertionError("unreachable")  # _Cli.main always exits
+
+
+def _batch_gc() -> None:
+    """Collect cycles rarely: a fleet's rendered objects are millions of long-lived containers
+    without cycles, and the default thresholds re-scan them all the time (a quarter of a
+    1,000-service command). Peak memory is unchanged; objects of the imports are not scanned."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1_000)

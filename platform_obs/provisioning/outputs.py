@@ -6,7 +6,6 @@ identical bytes and a GitOps diff shows only real changes.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from platform_obs.provisioning import jsontext
 from platform_obs.provisioning.durations import format_seconds
 from platform_obs.provisioning.model import MANAGER, Rendered
 
@@ -26,7 +26,7 @@ DEFAULT_DASHBOARDS_MOUNT = "/var/lib/grafana/dashboards"
 
 
 def dump_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return jsontext.pretty(data)
 
 
 #: libyaml's emitter (inside PyYAML's wheels) is ~4x faster than the pure-Python one.
@@ -79,7 +79,7 @@ class TextShapes:
         tokens = list(dict.fromkeys(t for t in tokens if t))
         if not tokens or not all(self._safe(t) for t in tokens):
             return self.dump(data)
-        shape = json.dumps(data, sort_keys=True, ensure_ascii=False)
+        shape = jsontext.dumps(data, sort_keys=True)
         for i in sorted(range(len(tokens)), key=lambda i: -len(tokens[i])):
             shape = shape.replace(tokens[i], _PLACEHOLDER.format(i))
         if _in_a_key(shape):
@@ -90,7 +90,7 @@ class TextShapes:
             self._texts[shape] = _FirstText(tokens, direct)
             return direct
         if isinstance(seen, _FirstText):  # the shape comes back: make its text, check it
-            text = self.dump(json.loads(shape))
+            text = self.dump(jsontext.loads(shape))
             seen = text if _put_back(text, seen.tokens) == seen.text else None
             self._texts[shape] = seen
         return self.dump(data) if seen is None else _put_back(seen, tokens)

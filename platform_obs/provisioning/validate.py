@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import re
 import shutil
 import subprocess
@@ -25,7 +24,15 @@ from typing import Any
 import promql_parser
 
 from platform_obs import conventions
-from platform_obs.provisioning import durations, gotemplate, limits, outputs, ownership, units
+from platform_obs.provisioning import (
+    durations,
+    gotemplate,
+    jsontext,
+    limits,
+    outputs,
+    ownership,
+    units,
+)
 from platform_obs.provisioning.model import Problem, PrometheusRuleFile, Rendered, RuleGroup
 from platform_obs.provisioning.placeholders import (
     RECORDED_PREFIXES,
@@ -849,7 +856,7 @@ class PromtoolRun:
                         i < len(defns) and defns[i].template is not None
                     )
                     shaped = _shape_rule(rule, spec, memo) if spec and templated else rule
-                    key = json.dumps([group.get("interval"), shaped], sort_keys=True)
+                    key = jsontext.dumps([group.get("interval"), shaped], sort_keys=True)
                     if key not in index:
                         index[key] = len(groups)
                         name = f"shape-{len(groups)}"
@@ -860,7 +867,7 @@ class PromtoolRun:
                     self.users[index[key]].add(rule_file.service)
         self.path = Path(self._tmp.name) / "rules.yaml"
         # JSON is YAML, and much faster to write than block YAML (nobody reads this file)
-        self.path.write_text(json.dumps({"groups": groups}), encoding="utf-8")
+        self.path.write_text(jsontext.dumps({"groups": groups}), encoding="utf-8")
         self.shapes = len(groups)
         self._proc = subprocess.Popen(
             [binary, "check", "rules", "--lint=none", str(self.path)],

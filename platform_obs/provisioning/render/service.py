@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from platform_obs.provisioning import model
+from platform_obs.provisioning import jsontext, model
 from platform_obs.provisioning.render.alerts import build_rule, group_title, render_rule_group
 from platform_obs.provisioning.render.dashboards import (
     dashboard_tags,
@@ -151,7 +151,7 @@ class Renderer:
         }
         ids = [by_uid.get(b.uid, "") for b in boards]
         models = [dict(b.model, uid="", tags=[]) for b in boards]  # recomputed per service
-        text = json.dumps(models)
+        text = jsontext.dumps(models)
         return None if "" in ids or _derived_sentinel(text) else (text, ids)
 
     def _dashboards_apply(
@@ -160,7 +160,7 @@ class Renderer:
         text, ids = shape
         folder_uid = folders_for(spec)[-1].uid
         out = []
-        for tid, board in zip(ids, json.loads(_real(text, spec)), strict=True):
+        for tid, board in zip(ids, jsontext.loads(_real(text, spec)), strict=True):
             board["uid"] = dashboard_uid(spec.name, tid)
             board["tags"] = dashboard_tags(spec, self.templates.dashboards[tid])
             out.append(model.Dashboard(spec.name, folder_uid, board))
@@ -214,14 +214,14 @@ class Renderer:
             for rule in data[1]["rules"]:
                 rule["uid"] = rule["folderUID"] = ""
                 rule.get("annotations", {}).pop("__dashboardUid__", None)
-        text = json.dumps(data)
+        text = jsontext.dumps(data)
         return None if _derived_sentinel(text) else (text, recipes)
 
     def _alerting_apply(
         self, shape: tuple[str, list[tuple[tuple[str, ...], str | None]]], spec: ServiceSpec
     ) -> _Alerting:
         text, recipes = shape
-        raw_defns, raw_group, raw_file = json.loads(_real(text, spec))
+        raw_defns, raw_group, raw_file = jsontext.loads(_real(text, spec))
         folder_uid = folders_for(spec)[-1].uid
         defns = []
         for (tail, board), d in zip(recipes, raw_defns, strict=True):
@@ -270,7 +270,7 @@ def _with_custom_alerts(spec: ServiceSpec, folder_uid: str, base: _Alerting) -> 
         return defns, render_rule_group(spec, folder_uid, defns), render_rule_file(spec, defns)
     title, datasource = group_title(spec), spec.datasources.prometheus
     added = tuple(build_rule(d, datasource, folder_uid, title) for d in customs)
-    document = json.loads(json.dumps(rule_file.document))  # the shape's copy is not shared
+    document = jsontext.loads(jsontext.dumps(rule_file.document))  # the shape's copy is not shared
     document["groups"][0]["rules"].extend(prometheus_rule(d) for d in customs)
     return (
         defns,
@@ -280,12 +280,12 @@ def _with_custom_alerts(spec: ServiceSpec, folder_uid: str, base: _Alerting) -> 
 
 
 def _text_shape(rule_file: model.PrometheusRuleFile | None) -> str | None:
-    text = json.dumps(_data(rule_file))
+    text = jsontext.dumps(_data(rule_file))
     return None if _derived_sentinel(text) else text
 
 
 def _recording_apply(text: str, spec: ServiceSpec) -> model.PrometheusRuleFile | None:
-    data = json.loads(_real(text, spec))
+    data = jsontext.loads(_real(text, spec))
     return None if data is None else model.PrometheusRuleFile(**data)
 
 
