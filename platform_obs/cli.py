@@ -352,8 +352,8 @@ def render(
         written = write_all(rendered, out_dir)
     except OSError as exc:
         _fail(f"cannot write the output under --out {out_dir}: {_os_reason(exc)}", EXIT_INVALID)
-    for path in written:
-        click.echo(str(path))
+    if written:
+        click.echo("\n".join(map(str, written)))
     click.echo(f"Wrote {len(written)} file(s) to {out_dir}", err=True)
     return EXIT_OK
 

@@ -113,3 +113,42 @@ def test_text_shapes_fall_back_when_a_value_is_in_a_key() -> None:
     repeated = [({"service": n, "summary": f"{n}: down"}, [n]) for n in ("alpha", "zulu", "mike")]
     assert [shapes(d, t) for d, t in repeated] == [dump_yaml(d) for d, _ in repeated]
     assert any(isinstance(v, str) for v in shapes._texts.values())  # the shape was reused
+
+
+def test_a_placeholder_in_a_key_of_compact_json_is_found() -> None:
+    from platform_obs.provisioning import jsontext
+    from platform_obs.provisioning.outputs import _in_a_key
+
+    def found(data: Any) -> bool:
+        return _in_a_key(jsontext.dumps(data, sort_keys=True))
+
+    assert found({"labels": {"QPOTOKEN0Q_cost": "x"}})
+    assert found(["QPOTOKEN0Q", {"a": {"QPOTOKEN1Q": 2}}])
+    assert not found({"summary": "QPOTOKEN0Q: down", "b": ["QPOTOKEN0Q"]})
+    assert not found({"q": 'x,"QPOTOKEN0Q":'})  # quotes and colons inside a value
+    assert not found({"a\\": "QPOTOKEN0Q\\"})  # a value ending in a backslash
+
+
+def test_rule_files_serialised_rule_by_rule_equal_the_whole_file() -> None:
+    """Shared rules, a service's own rule, quoting-sensitive and multi-line values."""
+    from platform_obs.provisioning.outputs import RuleFileText, TextShapes, dump_yaml
+
+    def rule(name: str, alert: str, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "alert": alert,
+            "expr": f'sum(rate(x{{service_name="{name}"}}[5m])) > 0.02',
+            "labels": {"service": name, "severity": "critical", **extra},
+            "annotations": {"summary": f"{name}: {{{{ $value }}}} errors"},
+        }
+
+    docs = []
+    for i, name in enumerate(["checkout", "orders", "carts", "on", "a.b", "zeta"]):
+        rules = [rule(name, "HighErrors", {}), rule(name, "Latency", {"n": "007"})]
+        if i % 2:
+            rules.append(rule(name, f"Own{i}", {"note": "line one\nline two"}))
+        if i == 4:
+            rules.append(rule(name, "Quoted", {"x": "- not a list", "y": "yes"}))
+        docs.append(({"groups": [{"interval": "1m", "name": name, "rules": rules}]}, [name]))
+    files = RuleFileText(TextShapes(dump_yaml))
+    assert [files(d, t, lambda r, t=t: t) for d, t in docs] == [dump_yaml(d) for d, _ in docs]
+    assert any(isinstance(v, str) for v in files.shapes._texts.values())  # rules were reused
