@@ -84,6 +84,9 @@ class Dashboard:
     service: str
     folder_uid: str
     model: dict[str, Any]
+    #: Dashboards of one shape are the same text but for the service's name, team and file
+    #: (see ``render.service``): checks that the names cannot change run once per shape.
+    shape: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def uid(self) -> str:

@@ -152,8 +152,15 @@ class RuleFileText:
         self._checked: dict[str, bool] = {}
 
     def __call__(
-        self, doc: dict[str, Any], tokens: Sequence[str], rule_tokens: Callable[[Any], list[str]]
+        self,
+        doc: dict[str, Any],
+        tokens: Sequence[str],
+        rule_tokens: Sequence[str],
+        *,
+        uids: bool = False,
     ) -> str:
+        """``tokens`` are the file's own values, ``rule_tokens`` those a rule may contain, plus
+        the rule's own uids (Grafana rules) when ``uids``."""
         groups = doc.get("groups")
         if not (isinstance(groups, list) and len(groups) == 1 and groups[0].get("rules")):
             return self.shapes(doc, tokens)
@@ -164,7 +171,10 @@ class RuleFileText:
         head_text = self.shapes(head, tokens)
         if not head_text.endswith(self._EMPTY):
             return self.shapes(doc, tokens)
-        items = (self.shapes([rule], rule_tokens(rule)) for rule in rules)
+        items = (
+            self.shapes([rule], [*rule_tokens, *_rule_uids(rule)] if uids else rule_tokens)
+            for rule in rules
+        )
         text = head_text[: -len(self._EMPTY)] + "  rules:\n" + "".join(map(_indented, items))
         key = self.shapes.shape(head, list(dict.fromkeys(t for t in tokens if t)))
         if key not in self._checked:
@@ -240,13 +250,14 @@ def render_files(
                 ],
             },
             tokens,
-            lambda rule, own=service_tokens: [*own, *_rule_uids(rule)],
+            service_tokens,
+            uids=True,
         )
     teams = {g.service: team(g.folder_uid) for g in rendered.rule_groups}
     for rule_file in rendered.prometheus_rules:
         tokens = [rule_file.service, teams.get(rule_file.service, "")]
         files[f"{PROMETHEUS_DIR}/{rule_file.file_name}"] = rule_files(
-            rule_file.document, tokens, lambda rule, own=tokens: own
+            rule_file.document, tokens, tokens
         )
     files.update(rendered.extra_files)
     return files

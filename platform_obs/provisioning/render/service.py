@@ -16,6 +16,7 @@ direct rendering gives.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ class Renderer:
         self._boards: dict[str, Any] = {}
         self._alerts: dict[str, Any] = {}
         self._recordings: dict[str, Any] = {}
+        self._numbers = itertools.count()  # names shapes, for checks that run once per shape
         self.hits = 0
 
     def render(self, spec: ServiceSpec) -> ServiceOutput:
@@ -143,7 +145,7 @@ class Renderer:
             self._dashboards_apply,
         )
 
-    def _dashboards_shape(self, stand_in: ServiceSpec) -> tuple[str, list[str]] | None:
+    def _dashboards_shape(self, stand_in: ServiceSpec) -> tuple[str, list[str], int] | None:
         boards = render_dashboards(stand_in, self.templates)[1]
         by_uid = {
             dashboard_uid(stand_in.name, t.id): t.id
@@ -152,18 +154,18 @@ class Renderer:
         ids = [by_uid.get(b.uid, "") for b in boards]
         models = [dict(b.model, uid="", tags=[]) for b in boards]  # recomputed per service
         text = jsontext.dumps(models)
-        return None if "" in ids or _derived_sentinel(text) else (text, ids)
+        return None if "" in ids or _derived_sentinel(text) else (text, ids, next(self._numbers))
 
     def _dashboards_apply(
-        self, shape: tuple[str, list[str]], spec: ServiceSpec
+        self, shape: tuple[str, list[str], int], spec: ServiceSpec
     ) -> list[model.Dashboard]:
-        text, ids = shape
+        text, ids, number = shape
         folder_uid = folders_for(spec)[-1].uid
         out = []
         for tid, board in zip(ids, jsontext.loads(_real(text, spec)), strict=True):
             board["uid"] = dashboard_uid(spec.name, tid)
             board["tags"] = dashboard_tags(spec, self.templates.dashboards[tid])
-            out.append(model.Dashboard(spec.name, folder_uid, board))
+            out.append(model.Dashboard(spec.name, folder_uid, board, shape=f"{number}:{tid}"))
         return out
 
     # --- SLO recording rules ----------------------------------------------------------------------
@@ -192,9 +194,7 @@ class Renderer:
             self._alerting_apply,
         )
 
-    def _alerting_shape(
-        self, stand_in: ServiceSpec
-    ) -> tuple[str, list[tuple[tuple[str, ...], str | None]]] | None:
+    def _alerting_shape(self, stand_in: ServiceSpec) -> _AlertingShape | None:
         folder_uid = folders_for(stand_in)[-1].uid
         defns, group, rule_file = _render_alerting(stand_in, self.templates, folder_uid)
         by_uid = {
@@ -215,19 +215,17 @@ class Renderer:
                 rule["uid"] = rule["folderUID"] = ""
                 rule.get("annotations", {}).pop("__dashboardUid__", None)
         text = jsontext.dumps(data)
-        return None if _derived_sentinel(text) else (text, recipes)
+        return None if _derived_sentinel(text) else (text, recipes, next(self._numbers))
 
-    def _alerting_apply(
-        self, shape: tuple[str, list[tuple[tuple[str, ...], str | None]]], spec: ServiceSpec
-    ) -> _Alerting:
-        text, recipes = shape
+    def _alerting_apply(self, shape: _AlertingShape, spec: ServiceSpec) -> _Alerting:
+        text, recipes, number = shape
         raw_defns, raw_group, raw_file = jsontext.loads(_real(text, spec))
         folder_uid = folders_for(spec)[-1].uid
         defns = []
-        for (tail, board), d in zip(recipes, raw_defns, strict=True):
+        for i, ((tail, board), d) in enumerate(zip(recipes, raw_defns, strict=True)):
             d["uid"] = model.stable_uid(spec.name, *(_real(p, spec) for p in tail))
             d["dashboard_uid"] = dashboard_uid(spec.name, board) if board else None
-            defns.append(AlertDefinition(**d))
+            defns.append(AlertDefinition(**d, shape=f"{number}:{i}"))
         group = None
         if raw_group is not None:
             for rule, defn in zip(raw_group["rules"], defns, strict=True):
@@ -246,6 +244,9 @@ class Renderer:
         return defns, group, rule_file
 
 
+#: Text of a shape's definitions, rule group and rule file; per definition the parts of its uid
+#: and its dashboard's template; the shape's number.
+_AlertingShape = tuple[str, list[tuple[tuple[str, ...], "str | None"]], int]
 _Alerting = tuple[
     list[AlertDefinition], "model.RuleGroup | None", "model.PrometheusRuleFile | None"
 ]
@@ -300,7 +301,7 @@ def _data(obj: Any) -> Any:
         return [_data(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         # shallow: values are already plain data (dataclasses.asdict deep-copies, slowly)
-        return {f.name: _data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: _data(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.compare}
     return obj
 
 
