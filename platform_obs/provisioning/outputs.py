@@ -82,12 +82,11 @@ class TextShapes:
         if not tokens or not all(self._safe(t) for t in tokens):
             return self.dump(data)
         shape = self.shape(data, tokens)
-        if _in_a_key(shape):
-            return self.dump(data)  # sorted key order could depend on the values
         seen = self._texts.get(shape, _UNSEEN)
         if seen is _UNSEEN:  # a document unlike any other costs one serialisation
             direct = self.dump(data)
-            self._texts[shape] = _FirstText(tokens, direct)
+            # a value in a key: sorted key order could depend on the values
+            self._texts[shape] = None if _in_a_key(shape) else _FirstText(tokens, direct)
             return direct
         if isinstance(seen, _FirstText):  # the shape comes back: make its text, check it
             text = self.dump(jsontext.loads(shape))
@@ -183,7 +182,11 @@ class RuleFileText:
 
 
 def _indented(text: str) -> str:
-    return "".join("  " + line if line != "\n" else line for line in text.splitlines(True))
+    """Two spaces more on every line of ``text`` (lines end in newlines) but empty ones."""
+    text = "  " + text[:-1].replace("\n", "\n  ") + "\n"
+    while "\n  \n" in text:
+        text = text.replace("\n  \n", "\n\n")
+    return text
 
 
 def _put_back(text: str, tokens: Sequence[str]) -> str:
