@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import jsonschema_rs
 
 from platform_obs.provisioning import durations, scalars, units
 from platform_obs.provisioning.model import Problem, ValidationFailed
 from platform_obs.provisioning.placeholders import did_you_mean
 from platform_obs.provisioning.yamlsrc import Located, join, load
+
+if TYPE_CHECKING:
+    import jsonschema
 
 API_VERSION = "platform-obs/v1"
 KIND = "Service"
@@ -131,6 +133,8 @@ def schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # the reference implementation explains invalid configs; slow to import
+
     cls = jsonschema.validators.validator_for(schema())
     return cls(schema())
 
