@@ -371,8 +371,8 @@ def render(
         written = write_all(rendered, out_dir)
     except OSError as exc:
         _fail(f"cannot write the output under --out {out_dir}: {_os_reason(exc)}", EXIT_INVALID)
-    for path in written:
-        click.echo(str(path))
+    if written:
+        click.echo("\n".join(map(str, written)))
     click.echo(f"Wrote {len(written)} file(s) to {out_dir}", err=True)
     return EXIT_OK
 
@@ -938,5 +938,14 @@ def _one_config(paths: tuple[Path, ...]) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console-script entry point."""
+    _batch_gc()
     cli.main(args=list(argv) if argv is not None else None, prog_name="platform-obs")
     raise AssertionError("unreachable")  # _Cli.main always exits
+
+
+def _batch_gc() -> None:
+    """Collect cycles rarely: a fleet's rendered objects are millions of long-lived containers
+    without cycles, and the default thresholds re-scan them all the time (a quarter of a
+    1,000-service command). Peak memory is unchanged; objects of the imports are not scanned."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1_000)

@@ -97,8 +97,11 @@ def catalog_files(
 ) -> dict[str, str]:
     """``backstage/<service>.catalog-info.yaml`` for every rendered service."""
     files = {}
+    boards: dict[str, list[str]] = {}
+    for board in rendered.dashboards:
+        boards.setdefault(board.service, []).append(board.uid)
     for spec in sorted(specs, key=lambda s: s.name):
-        uids = [d.uid for d in rendered.dashboards if d.service == spec.name]
+        uids = boards.get(spec.name, [])
         wanted = dashboard_uid(spec.name, OVERVIEW_TEMPLATE)
         overview = wanted if wanted in uids else None
         entity = catalog_entity(spec, uids, overview or (uids[0] if uids else None), grafana_url)

@@ -7,6 +7,7 @@ stages: ``render`` builds them, output adapters (files, Prometheus rules, Grafan
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ _UID_SAFE = re.compile(r"[^a-zA-Z0-9_-]+")
 UID_MAX_LEN: Final = 40
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same uids are derived by render, checks and outputs
 def stable_uid(*parts: str) -> str:
     """A deterministic Grafana uid (``^[a-zA-Z0-9_-]+$``, at most 40 chars) from readable parts.
 
@@ -82,6 +84,9 @@ class Dashboard:
     service: str
     folder_uid: str
     model: dict[str, Any]
+    #: Dashboards of one shape are the same text but for the service's name, team and file
+    #: (see ``render.service``): checks that the names cannot change run once per shape.
+    shape: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def uid(self) -> str:

@@ -6,14 +6,15 @@ identical bytes and a GitOps diff shows only real changes.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
 
+from platform_obs.provisioning import jsontext
 from platform_obs.provisioning.durations import format_seconds
 from platform_obs.provisioning.model import MANAGER, Rendered
 
@@ -26,7 +27,7 @@ DEFAULT_DASHBOARDS_MOUNT = "/var/lib/grafana/dashboards"
 
 
 def dump_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return jsontext.pretty(data)
 
 
 #: libyaml's emitter (inside PyYAML's wheels) is ~4x faster than the pure-Python one.
@@ -74,28 +75,40 @@ class TextShapes:
         self.dump = dump
         self._texts: dict[str, Any] = {}
         self._resolver = yaml.resolver.Resolver()
+        self._safe_tokens: dict[str, bool] = {}
 
     def __call__(self, data: Any, tokens: Sequence[str]) -> str:
         tokens = list(dict.fromkeys(t for t in tokens if t))
         if not tokens or not all(self._safe(t) for t in tokens):
             return self.dump(data)
-        shape = json.dumps(data, sort_keys=True, ensure_ascii=False)
-        for i in sorted(range(len(tokens)), key=lambda i: -len(tokens[i])):
-            shape = shape.replace(tokens[i], _PLACEHOLDER.format(i))
-        if _in_a_key(shape):
-            return self.dump(data)  # sorted key order could depend on the values
+        shape = self.shape(data, tokens)
         seen = self._texts.get(shape, _UNSEEN)
         if seen is _UNSEEN:  # a document unlike any other costs one serialisation
             direct = self.dump(data)
-            self._texts[shape] = _FirstText(tokens, direct)
+            # a value in a key: sorted key order could depend on the values
+            self._texts[shape] = None if _in_a_key(shape) else _FirstText(tokens, direct)
             return direct
         if isinstance(seen, _FirstText):  # the shape comes back: make its text, check it
-            text = self.dump(json.loads(shape))
+            text = self.dump(jsontext.loads(shape))
             seen = text if _put_back(text, seen.tokens) == seen.text else None
             self._texts[shape] = seen
         return self.dump(data) if seen is None else _put_back(seen, tokens)
 
+    @staticmethod
+    def shape(data: Any, tokens: Sequence[str]) -> str:
+        """Compact JSON of ``data`` with each token replaced by its placeholder."""
+        shape = jsontext.dumps(data, sort_keys=True)
+        for i in sorted(range(len(tokens)), key=lambda i: -len(tokens[i])):
+            shape = shape.replace(tokens[i], _PLACEHOLDER.format(i))
+        return shape
+
     def _safe(self, token: str) -> bool:
+        safe = self._safe_tokens.get(token)
+        if safe is None:
+            safe = self._safe_tokens[token] = self._token_safe(token)
+        return safe
+
+    def _token_safe(self, token: str) -> bool:
         return (
             bool(_TOKEN.match(token))
             and any("a" <= c <= "z" for c in token)
@@ -103,21 +116,77 @@ class TextShapes:
         )
 
 
+#: The rest of a JSON string up to its closing quote.
+_STRING_REST = re.compile(r'(?:[^"\\]|\\.)*"')
+
+
 def _in_a_key(shape: str) -> bool:
     """Whether a placeholder is inside a mapping key of compact JSON (a key's closing quote is
-    followed by ': ', a value's by ', ', '}' or ']')."""
+    followed by ``:``, a value's by ``,``, ``}`` or ``]``)."""
     at = shape.find("QPOTOKEN")
     while at >= 0:
-        end = shape.find('"', at)
-        while end > 0 and shape[end - 1] == "\\":
-            backslashes = len(shape[:end]) - len(shape[:end].rstrip("\\"))
-            if backslashes % 2 == 0:
-                break
-            end = shape.find('"', end + 1)
-        if end < 0 or shape.startswith('": ', end):
+        rest = _STRING_REST.match(shape, at)
+        if rest is None or shape.startswith(":", rest.end()):
             return True
-        at = shape.find("QPOTOKEN", end)
+        at = shape.find("QPOTOKEN", rest.end())
     return False
+
+
+class RuleFileText:
+    """A rule file (``groups: [{..., rules: [...]}]``) serialised rule by rule.
+
+    Services share most rules (a template's rule with the same parameters) but rarely a whole
+    file: one custom alert or threshold makes the file unique. Each rule is serialised through
+    :class:`TextShapes` as a one-item list, indented under ``rules:``, after the rest of the file;
+    a rules list is the last key of its group, and block YAML does not fold lines, so the text is
+    the same as serialising the file at once. That is checked on the first file of every head
+    shape; a failed check, a multi-line string or a file of another form means serialising the
+    file at once.
+    """
+
+    _EMPTY = "  rules: []\n"
+
+    def __init__(self, shapes: TextShapes) -> None:
+        self.shapes = shapes
+        self._checked: dict[str, bool] = {}
+
+    def __call__(
+        self,
+        doc: dict[str, Any],
+        tokens: Sequence[str],
+        rule_tokens: Sequence[str],
+        *,
+        uids: bool = False,
+    ) -> str:
+        """``tokens`` are the file's own values, ``rule_tokens`` those a rule may contain, plus
+        the rule's own uids (Grafana rules) when ``uids``."""
+        groups = doc.get("groups")
+        if not (isinstance(groups, list) and len(groups) == 1 and groups[0].get("rules")):
+            return self.shapes(doc, tokens)
+        rules = groups[0]["rules"]
+        if "\\n" in jsontext.dumps(rules):  # a multi-line string indents its own lines
+            return self.shapes(doc, tokens)
+        head = {**doc, "groups": [{**groups[0], "rules": []}]}
+        head_text = self.shapes(head, tokens)
+        if not head_text.endswith(self._EMPTY):
+            return self.shapes(doc, tokens)
+        items = (
+            self.shapes([rule], [*rule_tokens, *_rule_uids(rule)] if uids else rule_tokens)
+            for rule in rules
+        )
+        text = head_text[: -len(self._EMPTY)] + "  rules:\n" + "".join(map(_indented, items))
+        key = self.shapes.shape(head, list(dict.fromkeys(t for t in tokens if t)))
+        if key not in self._checked:
+            self._checked[key] = text == self.shapes.dump(doc)
+        return text if self._checked[key] else self.shapes(doc, tokens)
+
+
+def _indented(text: str) -> str:
+    """Two spaces more on every line of ``text`` (lines end in newlines) but empty ones."""
+    text = "  " + text[:-1].replace("\n", "\n  ") + "\n"
+    while "\n  \n" in text:
+        text = text.replace("\n  \n", "\n\n")
+    return text
 
 
 def _put_back(text: str, tokens: Sequence[str]) -> str:
@@ -138,6 +207,7 @@ def render_files(
         return titles.get(parents.get(folder_uid) or "", "")
 
     json_shapes, yaml_shapes = TextShapes(dump_json), TextShapes(dump_yaml)
+    rule_files = RuleFileText(yaml_shapes)
     for board in rendered.dashboards:
         tokens = [board.service, team(board.folder_uid), board.uid, board.folder_uid]
         files[f"{DASHBOARDS_DIR}/{board.folder_uid}/{board.uid}.json"] = json_shapes(
@@ -168,7 +238,8 @@ def render_files(
             str((r.get("annotations") or {}).get("__dashboardUid__", "")) for r in group.rules
         ]
         tokens = [group.service, team(group.folder_uid), group.folder_uid, *uids, *boards]
-        files[f"{GRAFANA_ALERTING_DIR}/{group.service}.yaml"] = yaml_shapes(
+        service_tokens = tokens[:3]
+        files[f"{GRAFANA_ALERTING_DIR}/{group.service}.yaml"] = rule_files(
             {
                 "apiVersion": 1,
                 "groups": [
@@ -182,13 +253,23 @@ def render_files(
                 ],
             },
             tokens,
+            service_tokens,
+            uids=True,
         )
     teams = {g.service: team(g.folder_uid) for g in rendered.rule_groups}
     for rule_file in rendered.prometheus_rules:
         tokens = [rule_file.service, teams.get(rule_file.service, "")]
-        files[f"{PROMETHEUS_DIR}/{rule_file.file_name}"] = yaml_shapes(rule_file.document, tokens)
+        files[f"{PROMETHEUS_DIR}/{rule_file.file_name}"] = rule_files(
+            rule_file.document, tokens, tokens
+        )
     files.update(rendered.extra_files)
     return files
+
+
+def _rule_uids(rule: dict[str, Any]) -> list[str]:
+    """A Grafana rule's own uid and its dashboard's: values of one service, as tokens."""
+    board = (rule.get("annotations") or {}).get("__dashboardUid__", "")
+    return [str(rule.get("uid", "")), str(board)]
 
 
 def _file_rule(rule: dict[str, Any]) -> dict[str, Any]:
@@ -198,13 +279,17 @@ def _file_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 def write_all(rendered: Rendered, out_dir: Path) -> list[Path]:
     """Write every output file under ``out_dir``; returns the paths written, sorted."""
-    written = []
-    for rel, content in sorted(render_files(rendered).items()):
-        path = out_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-        written.append(path)
-    return written
+    files = sorted(render_files(rendered).items())
+    for parent in sorted({(out_dir / rel).parent for rel, _ in files}):
+        parent.mkdir(parents=True, exist_ok=True)
+    # Threads: writing thousands of files is mostly waiting on the file system.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda item: _write(out_dir / item[0], item[1]), files))
+
+
+def _write(path: Path, content: str) -> Path:
+    path.write_bytes(content.encode())
+    return path
 
 
 def paths_of(files: Iterable[str]) -> list[str]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from platform_obs.provisioning import backstage, policy, validate
 from platform_obs.provisioning.model import Folder, Problem, Rendered, ValidationFailed
 from platform_obs.provisioning.render.definitions import AlertDefinition
-from platform_obs.provisioning.render.prometheus_rules import render_recording_file
 from platform_obs.provisioning.render.service import Renderer
 from platform_obs.provisioning.spec import ServiceSpec, read_specs
 from platform_obs.provisioning.templates import Templates, load_templates
@@ -49,9 +48,8 @@ def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResu
         if out.rule_group is not None and out.rule_file is not None:
             rendered.rule_groups.append(out.rule_group)
             rendered.prometheus_rules.append(out.rule_file)
-        recordings = render_recording_file(spec, templates)
-        if recordings is not None:
-            rendered.prometheus_rules.append(recordings)
+        if out.recording_file is not None:
+            rendered.prometheus_rules.append(out.recording_file)
     rendered.folders = sorted(folders.values(), key=lambda f: (f.parent_uid is not None, f.uid))
     return RenderResult(rendered, definitions)
 

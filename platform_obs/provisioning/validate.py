@@ -13,20 +13,33 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import promql_parser
 
 from platform_obs import conventions
-from platform_obs.provisioning import durations, gotemplate, limits, outputs, ownership, units
-from platform_obs.provisioning.model import Problem, PrometheusRuleFile, Rendered, RuleGroup
+from platform_obs.provisioning import (
+    durations,
+    gotemplate,
+    jsontext,
+    limits,
+    outputs,
+    ownership,
+    units,
+)
+from platform_obs.provisioning.model import (
+    Dashboard,
+    Problem,
+    PrometheusRuleFile,
+    Rendered,
+    RuleGroup,
+)
 from platform_obs.provisioning.placeholders import (
     RECORDED_PREFIXES,
     Scope,
@@ -469,61 +482,105 @@ def check_rendered(
 
 def _check_dashboards(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Problem]:
     problems = []
+    clean: set[str] = set()  # shapes whose queries passed on a service where names cannot matter
     for board in rendered.dashboards:
         spec = specs.get(board.service)
         file = spec.file if spec else board.service
-        uid, title = board.model.get("uid", ""), board.model.get("title", "")
-        if not isinstance(uid, str) or not UID_RE.match(uid) or len(uid) > UID_MAX:
-            problems.append(
-                Problem(
-                    file,
-                    "dashboards",
-                    "invalid dashboard uid",
-                    uid,
-                    f"^[a-zA-Z0-9_-]+$, at most {UID_MAX} characters",
-                )
-            )
-        if not title:
-            problems.append(
-                Problem(file, "dashboards", "dashboard title is empty", title, "a title")
-            )
-        variables = STANDARD_VARIABLES | {
-            v.get("name") for v in board.model.get("templating", {}).get("list", [])
-        }
-        for panel in board.model.get("panels", []):
-            for target in panel.get("targets", []):
-                meta = target.get(TARGET_META_KEY, {})
-                where_file, where_path = meta.get("template", file), meta.get("path", "")
-                text = target.get("expr") or target.get("query") or ""
-                for name in _unknown_variables(text, variables):
-                    problems.append(
-                        Problem(
-                            where_file,
-                            where_path,
-                            f"unknown dashboard variable in {board.uid}",
-                            f"${name}",
-                            "one of "
-                            + ", ".join(sorted(n for n in variables if n))
-                            + " or a Grafana $__ macro",
-                        )
-                    )
-                if panel.get("datasource", {}).get("type") != "prometheus" or "expr" not in target:
-                    continue
-                for message, value, expected in check_promql(target["expr"], strict_names=True):
-                    problems.append(
-                        Problem(
-                            where_file,
-                            where_path,
-                            f"{message} (dashboard {board.uid})",
-                            value,
-                            expected,
-                        )
-                    )
+        problems += _board_identity_problems(board, file)
+        if board.shape is not None and board.shape in clean:
+            continue
+        found = _board_query_problems(board, file)
+        if not found and board.shape is not None and spec and _names_are_inert(board, spec):
+            clean.add(board.shape)
+        problems += found
     return problems
 
 
+def _board_identity_problems(board: Dashboard, file: str) -> list[Problem]:
+    problems = []
+    uid, title = board.model.get("uid", ""), board.model.get("title", "")
+    if not isinstance(uid, str) or not UID_RE.match(uid) or len(uid) > UID_MAX:
+        problems.append(
+            Problem(
+                file,
+                "dashboards",
+                "invalid dashboard uid",
+                uid,
+                f"^[a-zA-Z0-9_-]+$, at most {UID_MAX} characters",
+            )
+        )
+    if not title:
+        problems.append(Problem(file, "dashboards", "dashboard title is empty", title, "a title"))
+    return problems
+
+
+def _targets(board: Dashboard) -> Iterator[tuple[dict[str, Any], dict[str, Any], str]]:
+    """(panel, target, query text) of every query of a dashboard."""
+    for panel in board.model.get("panels", []):
+        for target in panel.get("targets", []):
+            yield panel, target, target.get("expr") or target.get("query") or ""
+
+
+def _board_query_problems(board: Dashboard, file: str) -> list[Problem]:
+    problems = []
+    variables = STANDARD_VARIABLES | {
+        v.get("name") for v in board.model.get("templating", {}).get("list", [])
+    }
+    for panel, target, text in _targets(board):
+        meta = target.get(TARGET_META_KEY, {})
+        where_file, where_path = meta.get("template", file), meta.get("path", "")
+        for name in _unknown_variables(text, variables):
+            problems.append(
+                Problem(
+                    where_file,
+                    where_path,
+                    f"unknown dashboard variable in {board.uid}",
+                    f"${name}",
+                    "one of "
+                    + ", ".join(sorted(n for n in variables if n))
+                    + " or a Grafana $__ macro",
+                )
+            )
+        if panel.get("datasource", {}).get("type") != "prometheus" or "expr" not in target:
+            continue
+        for message, value, expected in check_promql(target["expr"], strict_names=True):
+            problems.append(
+                Problem(
+                    where_file, where_path, f"{message} (dashboard {board.uid})", value, expected
+                )
+            )
+    return problems
+
+
+#: PromQL string literals (a service's own values are always quoted label values).
+_PROMQL_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+
+
+def _names_are_inert(board: Dashboard, spec: ServiceSpec) -> bool:
+    """Whether the service's name and team appear in the dashboard's queries only where another
+    name of the same alphabet (``[a-z0-9_.-]``) could not change a check's verdict: inside PromQL
+    strings, and apart from every ``$variable``. Then the verdict holds for every service of
+    the dashboard's shape, which differ only in those values."""
+    names = [n for n in (spec.name, spec.team) if n]
+    for _, _, text in _targets(board):
+        if not any(n in text for n in names):
+            continue
+        if "#" in text or any(n in _PROMQL_STRING.sub("", text) for n in names):
+            return False
+        spans = [m.span() for m in _VARIABLE.finditer(text)]
+        for name in names:
+            at = text.find(name)
+            while at >= 0:
+                if any(start <= at + len(name) and at <= end for start, end in spans):
+                    return False
+                at = text.find(name, at + 1)
+    return True
+
+
 def _unknown_variables(text: str, variables: Iterable[str | None]) -> list[str]:
-    known = set(variables)
+    if "$" not in text:
+        return []
+    known = variables if isinstance(variables, (set, frozenset)) else set(variables)
     return sorted(
         {
             name
@@ -537,12 +594,18 @@ def _unknown_variables(text: str, variables: Iterable[str | None]) -> list[str]:
 def _check_definitions(
     definitions: Sequence[AlertDefinition], specs: dict[str, ServiceSpec]
 ) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
     memo: dict[str, tuple[str, str]] = {}
+    clean: set[str] = set()  # shapes whose templates passed where names cannot matter
     for defn in definitions:
         custom = defn.template is None
-        if not custom:  # the service config's own texts were checked at their lines
-            problems += _rule_template_problems(defn, specs.get(defn.service))
+        # the service config's own texts were checked at their lines
+        if not custom and (defn.shape is None or defn.shape not in clean):
+            owner = specs.get(defn.service)
+            invalid = _rule_template_problems(defn, owner)
+            if not invalid and defn.shape and owner and _outside_actions(defn, owner):
+                clean.add(defn.shape)
+            problems += invalid
         where = f"{defn.source_path}.expr"
         if "$" in defn.expr:
             problems.append(
@@ -592,6 +655,18 @@ def _rule_template_problems(defn: AlertDefinition, spec: ServiceSpec | None) -> 
         for kind, key, text in texts
         if (why := gotemplate.problem(text))
     ]
+
+
+_ACTION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+
+def _outside_actions(defn: AlertDefinition, spec: ServiceSpec) -> bool:
+    """Whether the service's name and team appear in the definition's labels and annotations
+    only outside ``{{ }}`` actions, where text of their alphabet cannot change template syntax:
+    then the verdict holds for every service of the definition's shape."""
+    names = [n for n in (spec.name, spec.team) if n]
+    texts = [*defn.labels.values(), *defn.annotations.values()]
+    return not any(n in action for t in texts for action in _ACTION.findall(t) for n in names)
 
 
 def check_rule_group(
@@ -847,7 +922,7 @@ class PromtoolRun:
                         i < len(defns) and defns[i].template is not None
                     )
                     shaped = _shape_rule(rule, spec, memo) if spec and templated else rule
-                    key = json.dumps([group.get("interval"), shaped], sort_keys=True)
+                    key = jsontext.dumps([group.get("interval"), shaped], sort_keys=True)
                     if key not in index:
                         index[key] = len(groups)
                         name = f"shape-{len(groups)}"
@@ -857,7 +932,8 @@ class PromtoolRun:
                         self.users.append(set())
                     self.users[index[key]].add(rule_file.service)
         self.path = Path(self._tmp.name) / "rules.yaml"
-        self.path.write_text(outputs.dump_yaml({"groups": groups}), encoding="utf-8")
+        # JSON is YAML, and much faster to write than block YAML (nobody reads this file)
+        self.path.write_text(jsontext.dumps({"groups": groups}), encoding="utf-8")
         self.shapes = len(groups)
         self._proc = subprocess.Popen(
             [binary, "check", "rules", "--lint=none", str(self.path)],

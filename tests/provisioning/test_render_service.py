@@ -113,3 +113,102 @@ def test_text_shapes_fall_back_when_a_value_is_in_a_key() -> None:
     repeated = [({"service": n, "summary": f"{n}: down"}, [n]) for n in ("alpha", "zulu", "mike")]
     assert [shapes(d, t) for d, t in repeated] == [dump_yaml(d) for d, _ in repeated]
     assert any(isinstance(v, str) for v in shapes._texts.values())  # the shape was reused
+
+
+def test_a_placeholder_in_a_key_of_compact_json_is_found() -> None:
+    from platform_obs.provisioning import jsontext
+    from platform_obs.provisioning.outputs import _in_a_key
+
+    def found(data: Any) -> bool:
+        return _in_a_key(jsontext.dumps(data, sort_keys=True))
+
+    assert found({"labels": {"QPOTOKEN0Q_cost": "x"}})
+    assert found(["QPOTOKEN0Q", {"a": {"QPOTOKEN1Q": 2}}])
+    assert not found({"summary": "QPOTOKEN0Q: down", "b": ["QPOTOKEN0Q"]})
+    assert not found({"q": 'x,"QPOTOKEN0Q":'})  # quotes and colons inside a value
+    assert not found({"a\\": "QPOTOKEN0Q\\"})  # a value ending in a backslash
+
+
+def test_rule_files_serialised_rule_by_rule_equal_the_whole_file() -> None:
+    """Shared rules, a service's own rule, quoting-sensitive and multi-line values."""
+    from platform_obs.provisioning.outputs import RuleFileText, TextShapes, dump_yaml
+
+    def rule(name: str, alert: str, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "alert": alert,
+            "expr": f'sum(rate(x{{service_name="{name}"}}[5m])) > 0.02',
+            "labels": {"service": name, "severity": "critical", **extra},
+            "annotations": {"summary": f"{name}: {{{{ $value }}}} errors"},
+        }
+
+    docs = []
+    for i, name in enumerate(["checkout", "orders", "carts", "on", "a.b", "zeta"]):
+        rules = [rule(name, "HighErrors", {}), rule(name, "Latency", {"n": "007"})]
+        if i % 2:
+            rules.append(rule(name, f"Own{i}", {"note": "line one\nline two"}))
+        if i == 4:
+            rules.append(rule(name, "Quoted", {"x": "- not a list", "y": "yes"}))
+        docs.append(({"groups": [{"interval": "1m", "name": name, "rules": rules}]}, [name]))
+    files = RuleFileText(TextShapes(dump_yaml))
+    assert [files(d, t, t) for d, t in docs] == [dump_yaml(d) for d, _ in docs]
+    assert any(isinstance(v, str) for v in files.shapes._texts.values())  # rules were reused
+
+
+def _fleet_of_one_shape(tmp_path: Path, n: int) -> list[ServiceSpec]:
+    configs = tmp_path / "services"
+    configs.mkdir()
+    for i in range(n):
+        write(configs, config(service=f"svc-{i}", team="payments", tier=2), f"{i}.yaml")
+    return load_specs([configs])
+
+
+def test_checks_run_once_per_shape_yet_report_every_service(tmp_path: Path) -> None:
+    """A template problem found on one service of a shape is reported for each of them."""
+    import shutil
+
+    from fixtures_render import REPO
+
+    from platform_obs.provisioning import validate
+    from platform_obs.provisioning.pipeline import render_all
+    from platform_obs.provisioning.templates import load_templates
+
+    shutil.copytree(REPO / "dashboards", tmp_path / "t" / "dashboards")
+    shutil.copytree(REPO / "alerts", tmp_path / "t" / "alerts")
+    overview = tmp_path / "t" / "dashboards" / "overview.yaml"
+    overview.write_text(
+        overview.read_text().replace("{${selector}})", "{${selector}}) * $nosuchvariable", 1)
+    )
+    specs = _fleet_of_one_shape(tmp_path, 3)
+    result = render_all(specs, load_templates(tmp_path / "t"))
+    assert len({b.shape for b in result.rendered.dashboards if b.shape}) > 0, "shapes are shared"
+    problems = validate.check_rendered(
+        result.rendered, result.definitions, specs, run_promtool=False
+    )
+    flagged = {p.message for p in problems if p.value == "$nosuchvariable"}
+    assert flagged == {f"unknown dashboard variable in svc-{i}-overview" for i in range(3)}
+
+
+def test_names_where_they_could_change_a_verdict_mean_checking_each_service() -> None:
+    from platform_obs.provisioning import validate
+    from platform_obs.provisioning.model import Dashboard
+    from platform_obs.provisioning.render.definitions import AlertDefinition
+
+    spec = ServiceSpec(name="checkout", team="payments", receiver="r", file="c.yaml")
+
+    def board(expr: str) -> Dashboard:
+        panels = [{"targets": [{"expr": expr}]}]
+        return Dashboard("checkout", "f", {"uid": "u", "panels": panels}, shape="0:overview")
+
+    assert validate._names_are_inert(board('up{service_name="checkout", team="payments"}'), spec)
+    assert not validate._names_are_inert(board('up{checkout="1"}'), spec)  # a label name
+    assert not validate._names_are_inert(board("checkout_requests_total"), spec)  # a metric
+    assert not validate._names_are_inert(board('up{service_name="$checkout"}'), spec)
+    assert not validate._names_are_inert(board('up{a="x"} # "checkout"'), spec)  # a comment
+
+    def defn(summary: str) -> AlertDefinition:
+        return AlertDefinition(
+            "checkout", "u", "A", "A", "up", "5m", {}, {"summary": summary}, "r", "t", "p"
+        )
+
+    assert validate._outside_actions(defn("checkout: {{ $value }} errors"), spec)
+    assert not validate._outside_actions(defn('{{ if eq .x "checkout" }}a{{ end }}'), spec)

@@ -60,6 +60,9 @@ class AlertDefinition:
     no_data: str = "NoData"
     exec_err: str = "Error"
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Definitions of one shape differ only in the service's name, team and file (see
+    #: ``render.service``): checks that the names cannot change run once per shape.
+    shape: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def condition_expr(self) -> str:

@@ -5,7 +5,9 @@ In a fleet most configs differ only in the service's name, team and file: render
 the dashboard and alert builders repeats the same work thousands of times. :class:`Renderer`
 renders a stand-in config whose name, team and file are sentinels (upper-case words that no name,
 team or template can contain), and gives each service that output with the sentinels replaced by
-its own values. Values derived from the name by a function rather than copied (uids) are computed
+its own values. Custom alerts are a service's own (their PromQL is rarely shared), so the shape
+leaves them out: dashboards never read them, and they are rendered for each service and appended
+to its template alerts, as direct rendering orders them. Values derived from the name by a function rather than copied (uids) are computed
 again for the real service. The first service of every shape is also rendered directly and
 compared: any difference switches the shortcut off for that shape, so the output is always what
 direct rendering gives.
@@ -14,13 +16,14 @@ direct rendering gives.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from platform_obs.provisioning import model
-from platform_obs.provisioning.render.alerts import render_rule_group
+from platform_obs.provisioning import jsontext, model
+from platform_obs.provisioning.render.alerts import build_rule, group_title, render_rule_group
 from platform_obs.provisioning.render.dashboards import (
     dashboard_tags,
     dashboard_uid,
@@ -28,8 +31,16 @@ from platform_obs.provisioning.render.dashboards import (
     render_dashboards,
     selected_dashboards,
 )
-from platform_obs.provisioning.render.definitions import AlertDefinition, resolve_alerts
-from platform_obs.provisioning.render.prometheus_rules import render_rule_file
+from platform_obs.provisioning.render.definitions import (
+    AlertDefinition,
+    custom_alerts,
+    resolve_alerts,
+)
+from platform_obs.provisioning.render.prometheus_rules import (
+    prometheus_rule,
+    render_recording_file,
+    render_rule_file,
+)
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import Templates
 
@@ -56,6 +67,7 @@ class ServiceOutput:
     definitions: list[AlertDefinition]
     rule_group: model.RuleGroup | None
     rule_file: model.PrometheusRuleFile | None
+    recording_file: model.PrometheusRuleFile | None = None
 
 
 def render_service(spec: ServiceSpec, templates: Templates) -> ServiceOutput:
@@ -64,7 +76,8 @@ def render_service(spec: ServiceSpec, templates: Templates) -> ServiceOutput:
     defns = resolve_alerts(spec, templates)
     group = render_rule_group(spec, folders[-1].uid, defns) if defns else None
     rule_file = render_rule_file(spec, defns) if defns else None
-    return ServiceOutput(list(folders), boards, defns, group, rule_file)
+    recordings = render_recording_file(spec, templates)
+    return ServiceOutput(list(folders), boards, defns, group, rule_file, recordings)
 
 
 class Renderer:
@@ -74,6 +87,8 @@ class Renderer:
         self.templates = templates
         self._boards: dict[str, Any] = {}
         self._alerts: dict[str, Any] = {}
+        self._recordings: dict[str, Any] = {}
+        self._numbers = itertools.count()  # names shapes, for checks that run once per shape
         self.hits = 0
 
     def render(self, spec: ServiceSpec) -> ServiceOutput:
@@ -81,9 +96,14 @@ class Renderer:
         if _has_sentinel(dataclasses.replace(spec, lines={})):
             return render_service(spec, self.templates)
         stand_in = _stand_in(spec)
-        boards = self._dashboards(spec, stand_in)
-        defns, group, rule_file = self._alerting(spec, stand_in, folders[-1].uid)
-        return ServiceOutput(folders, boards, defns, group, rule_file)
+        # Custom alerts are left out of the shared shapes (see the module's docstring).
+        own = dataclasses.replace(spec, custom_alerts=())
+        stand_in = dataclasses.replace(stand_in, custom_alerts=())
+        boards = self._dashboards(own, stand_in)
+        base = self._alerting(own, stand_in, folders[-1].uid)
+        defns, group, rule_file = _with_custom_alerts(spec, folders[-1].uid, base)
+        recordings = self._recording_file(own, stand_in)
+        return ServiceOutput(folders, boards, defns, group, rule_file, recordings)
 
     def _memo(
         self,
@@ -125,7 +145,7 @@ class Renderer:
             self._dashboards_apply,
         )
 
-    def _dashboards_shape(self, stand_in: ServiceSpec) -> tuple[str, list[str]] | None:
+    def _dashboards_shape(self, stand_in: ServiceSpec) -> tuple[str, list[str], int] | None:
         boards = render_dashboards(stand_in, self.templates)[1]
         by_uid = {
             dashboard_uid(stand_in.name, t.id): t.id
@@ -133,20 +153,34 @@ class Renderer:
         }
         ids = [by_uid.get(b.uid, "") for b in boards]
         models = [dict(b.model, uid="", tags=[]) for b in boards]  # recomputed per service
-        text = json.dumps(models)
-        return None if "" in ids or _derived_sentinel(text) else (text, ids)
+        text = jsontext.dumps(models)
+        return None if "" in ids or _derived_sentinel(text) else (text, ids, next(self._numbers))
 
     def _dashboards_apply(
-        self, shape: tuple[str, list[str]], spec: ServiceSpec
+        self, shape: tuple[str, list[str], int], spec: ServiceSpec
     ) -> list[model.Dashboard]:
-        text, ids = shape
+        text, ids, number = shape
         folder_uid = folders_for(spec)[-1].uid
         out = []
-        for tid, board in zip(ids, json.loads(_real(text, spec)), strict=True):
+        for tid, board in zip(ids, jsontext.loads(_real(text, spec)), strict=True):
             board["uid"] = dashboard_uid(spec.name, tid)
             board["tags"] = dashboard_tags(spec, self.templates.dashboards[tid])
-            out.append(model.Dashboard(spec.name, folder_uid, board))
+            out.append(model.Dashboard(spec.name, folder_uid, board, shape=f"{number}:{tid}"))
         return out
+
+    # --- SLO recording rules ----------------------------------------------------------------------
+
+    def _recording_file(
+        self, spec: ServiceSpec, stand_in: ServiceSpec
+    ) -> model.PrometheusRuleFile | None:
+        return self._memo(
+            self._recordings,
+            repr(stand_in),
+            spec,
+            lambda: render_recording_file(spec, self.templates),
+            lambda: _text_shape(render_recording_file(stand_in, self.templates)),
+            _recording_apply,
+        )
 
     # --- alerting -----------------------------------------------------------------------------
 
@@ -160,9 +194,7 @@ class Renderer:
             self._alerting_apply,
         )
 
-    def _alerting_shape(
-        self, stand_in: ServiceSpec
-    ) -> tuple[str, list[tuple[tuple[str, ...], str | None]]] | None:
+    def _alerting_shape(self, stand_in: ServiceSpec) -> _AlertingShape | None:
         folder_uid = folders_for(stand_in)[-1].uid
         defns, group, rule_file = _render_alerting(stand_in, self.templates, folder_uid)
         by_uid = {
@@ -182,20 +214,18 @@ class Renderer:
             for rule in data[1]["rules"]:
                 rule["uid"] = rule["folderUID"] = ""
                 rule.get("annotations", {}).pop("__dashboardUid__", None)
-        text = json.dumps(data)
-        return None if _derived_sentinel(text) else (text, recipes)
+        text = jsontext.dumps(data)
+        return None if _derived_sentinel(text) else (text, recipes, next(self._numbers))
 
-    def _alerting_apply(
-        self, shape: tuple[str, list[tuple[tuple[str, ...], str | None]]], spec: ServiceSpec
-    ) -> _Alerting:
-        text, recipes = shape
-        raw_defns, raw_group, raw_file = json.loads(_real(text, spec))
+    def _alerting_apply(self, shape: _AlertingShape, spec: ServiceSpec) -> _Alerting:
+        text, recipes, number = shape
+        raw_defns, raw_group, raw_file = jsontext.loads(_real(text, spec))
         folder_uid = folders_for(spec)[-1].uid
         defns = []
-        for (tail, board), d in zip(recipes, raw_defns, strict=True):
+        for i, ((tail, board), d) in enumerate(zip(recipes, raw_defns, strict=True)):
             d["uid"] = model.stable_uid(spec.name, *(_real(p, spec) for p in tail))
             d["dashboard_uid"] = dashboard_uid(spec.name, board) if board else None
-            defns.append(AlertDefinition(**d))
+            defns.append(AlertDefinition(**d, shape=f"{number}:{i}"))
         group = None
         if raw_group is not None:
             for rule, defn in zip(raw_group["rules"], defns, strict=True):
@@ -214,6 +244,9 @@ class Renderer:
         return defns, group, rule_file
 
 
+#: Text of a shape's definitions, rule group and rule file; per definition the parts of its uid
+#: and its dashboard's template; the shape's number.
+_AlertingShape = tuple[str, list[tuple[tuple[str, ...], "str | None"]], int]
 _Alerting = tuple[
     list[AlertDefinition], "model.RuleGroup | None", "model.PrometheusRuleFile | None"
 ]
@@ -224,6 +257,37 @@ def _render_alerting(spec: ServiceSpec, templates: Templates, folder_uid: str) -
     if not defns:
         return defns, None, None
     return defns, render_rule_group(spec, folder_uid, defns), render_rule_file(spec, defns)
+
+
+def _with_custom_alerts(spec: ServiceSpec, folder_uid: str, base: _Alerting) -> _Alerting:
+    """The service's custom alerts after its template alerts, in both rule outputs (each rule
+    depends only on its own definition and the group, as in direct rendering)."""
+    customs = custom_alerts(spec)
+    if not customs:
+        return base
+    defns, group, rule_file = base
+    defns = [*defns, *customs]
+    if group is None or rule_file is None:  # no template alerts: the group is all custom
+        return defns, render_rule_group(spec, folder_uid, defns), render_rule_file(spec, defns)
+    title, datasource = group_title(spec), spec.datasources.prometheus
+    added = tuple(build_rule(d, datasource, folder_uid, title) for d in customs)
+    document = jsontext.loads(jsontext.dumps(rule_file.document))  # the shape's copy is not shared
+    document["groups"][0]["rules"].extend(prometheus_rule(d) for d in customs)
+    return (
+        defns,
+        dataclasses.replace(group, rules=group.rules + added),
+        dataclasses.replace(rule_file, document=document),
+    )
+
+
+def _text_shape(rule_file: model.PrometheusRuleFile | None) -> str | None:
+    text = jsontext.dumps(_data(rule_file))
+    return None if _derived_sentinel(text) else text
+
+
+def _recording_apply(text: str, spec: ServiceSpec) -> model.PrometheusRuleFile | None:
+    data = jsontext.loads(_real(text, spec))
+    return None if data is None else model.PrometheusRuleFile(**data)
 
 
 def _derived_sentinel(text: str) -> bool:
@@ -237,7 +301,7 @@ def _data(obj: Any) -> Any:
         return [_data(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         # shallow: values are already plain data (dataclasses.asdict deep-copies, slowly)
-        return {f.name: _data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: _data(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.compare}
     return obj
 
 
