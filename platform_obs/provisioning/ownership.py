@@ -44,6 +44,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+import orjson
+
 from platform_obs.provisioning.model import (
     FOLDER_UID_PREFIX,
     MANAGED_BY_LABEL,
@@ -229,13 +231,29 @@ def content_hash(model: Mapping[str, Any], folder_uid: str) -> str:
         for t in model.get("tags") or []
         if not (isinstance(t, str) and t.startswith(HASH_TAG_PREFIX))
     ]
-    canonical = json.dumps(
-        {"dashboard": body, "folderUid": folder_uid},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return hashlib.sha256(_canonical({"dashboard": body, "folderUid": folder_uid})).hexdigest()[:12]
+
+
+#: Where orjson's bytes may differ from :mod:`json`'s: floats below 1e-4 (orjson writes
+#: ``0.00001`` and ``1e-6`` where json writes ``1e-05`` and ``1e-06``). A match inside a string
+#: only costs the slow path.
+_FLOAT_FORMS = re.compile(rb"[0-9][eE]|0\.0000")
+
+
+def _canonical(data: Any) -> bytes:
+    """``json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` in UTF-8,
+    the form earlier releases hashed. orjson writes the same bytes ten times faster, except for
+    the floats above and what it refuses (integers beyond 64 bits, keys that are not strings,
+    lone surrogates); those take :mod:`json`. NaN and Infinity differ (``null`` here), but JSON
+    has neither, so no dashboard stored in Grafana was hashed with them."""
+    try:
+        fast = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        fast = None
+    if fast is not None and not _FLOAT_FORMS.search(fast):
+        return fast
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()
 
 
 def deletable(verdict: Verdict, live: Mapping[str, Any] | None) -> Verdict:

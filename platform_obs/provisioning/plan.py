@@ -415,8 +415,9 @@ def _plan_dashboards(
         same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
         return same_hash and (hit.get("folderUid") or "") == d.folder_uid and not deep
 
+    fresh_uids = {d.uid for d, m in models if d.uid in hits and fresh(d, m, hits[d.uid])}
     # The JSON of every dashboard that may have changed, fetched concurrently where possible.
-    stale = [d.uid for d, m in models if d.uid in hits and not fresh(d, m, hits[d.uid])]
+    stale = [d.uid for d, _ in models if d.uid in hits and d.uid not in fresh_uids]
     get_many = getattr(grafana, "get_many", None)
     fetched = get_many(grafana.get_dashboard, stale) if get_many else {}
     for d, model in models:
@@ -438,10 +439,10 @@ def _plan_dashboards(
                 out.append(Change("refuse", "dashboard", d.uid, d.service, d.title, reason=reason))
                 continue
             notes = (f"adopts it (--adopt): {verdict.detail or 'not proven ours'}",)
-        same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
-        if fresh(d, model, hit) and verdict.status == "ours":
+        if d.uid in fresh_uids and verdict.status == "ours":
             out.append(Change("unchanged", "dashboard", d.uid, d.service, d.title))
             continue
+        same_hash = hash_tag(hit.get("tags") or []) == hash_tag(model["tags"])
         live = fetched[d.uid] if d.uid in fetched else grafana.get_dashboard(d.uid)
         if live is None:  # deleted between search and get
             out.append(Change("create", "dashboard", d.uid, d.service, d.title, payload=payload))
