@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import orjson
+
 __all__ = ["GrafanaDouble", "Injection", "RecordedRequest"]
 
 UID_RE = re.compile(r"^[a-zA-Z0-9_-]*$")
@@ -455,8 +457,10 @@ class GrafanaDouble:
             response = handler(*args, query=query, headers=headers, body=body, role=role)
             # Serialised while the state is locked: the answer is a snapshot, so read handlers
             # need not deep-copy what they return (a copy of every rule cost seconds at 1,000).
+            # orjson writes floats as Go's encoding/json does (1e-6 and 0.00001, not 1e-06 and
+            # 1e-05), and a fleet's rule list in a fraction of the time.
             if response.raw is None and response.status != 204 and response.body is not None:
-                response.raw = json.dumps(response.body).encode()
+                response.raw = orjson.dumps(response.body, option=orjson.OPT_NON_STR_KEYS)
             return response
 
     def _fill_seeded_defaults(self) -> None:
