@@ -231,7 +231,8 @@ def content_hash(model: Mapping[str, Any], folder_uid: str) -> str:
         for t in model.get("tags") or []
         if not (isinstance(t, str) and t.startswith(HASH_TAG_PREFIX))
     ]
-    return hashlib.sha256(_canonical({"dashboard": body, "folderUid": folder_uid})).hexdigest()[:12]
+    canonical = json_bytes({"dashboard": body, "folderUid": folder_uid})
+    return hashlib.sha256(canonical).hexdigest()[:12]
 
 
 #: orjson's bytes differ from :mod:`json`'s only for floats below 1e-4: ``0.00001`` and ``1e-6``
@@ -240,20 +241,25 @@ def content_hash(model: Mapping[str, Any], folder_uid: str) -> str:
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
-def _canonical(data: Any) -> bytes:
-    """``json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` in UTF-8,
-    the form earlier releases hashed. orjson writes the same bytes ten times faster, except for
-    the floats above and what it refuses (integers beyond 64 bits, keys that are not strings,
-    lone surrogates); those take :mod:`json`. NaN and Infinity differ (``null`` here), but JSON
-    has neither, so no dashboard stored in Grafana was hashed with them."""
+def json_bytes(data: Any, *, indent: bool = False) -> bytes:
+    """``json.dumps(data, sort_keys=True, ensure_ascii=False)`` in UTF-8, compact
+    (``separators=(",", ":")``) or with ``indent=2``: the form earlier releases hashed and showed.
+
+    orjson writes the same bytes ten times faster, except for the floats above and what it
+    refuses (integers beyond 64 bits, keys that are not strings, lone surrogates); those take
+    :mod:`json`. NaN and Infinity differ (``null`` here), but JSON has neither, so no dashboard
+    stored in Grafana was hashed with them.
+    """
+    option = orjson.OPT_SORT_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
     try:
-        fast = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        fast = orjson.dumps(data, option=option)
     except TypeError:
         fast = None
     if fast is not None and b"0.0000" not in fast and b"0e-" not in fast.translate(_DIGITS_AS_ZERO):
         return fast
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode()
+    if indent:
+        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False).encode()
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def deletable(verdict: Verdict, live: Mapping[str, Any] | None) -> Verdict:

@@ -19,7 +19,6 @@ both sides before comparing, so an unchanged object never shows as changed.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -146,15 +145,9 @@ class Plan:
 # --- canonical forms ----------------------------------------------------------------------------
 
 
-def canonical_json(obj: Any, *, indent: int | None = None) -> str:
-    if indent is None:
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return json.dumps(obj, sort_keys=True, indent=indent, ensure_ascii=False)
-
-
 def unified_diff(before: Any, after: Any, label: str) -> str:
-    a = canonical_json(before, indent=2).splitlines()
-    b = canonical_json(after, indent=2).splitlines()
+    a = ownership.json_bytes(before, indent=True).decode().splitlines()
+    b = ownership.json_bytes(after, indent=True).decode().splitlines()
     lines = difflib.unified_diff(a, b, f"live/{label}", f"rendered/{label}", lineterm="", n=3)
     return "\n".join(lines)
 

@@ -623,6 +623,8 @@ def test_content_hash_is_the_one_earlier_releases_wrote(tmp_path: Path) -> None:
     for value in odd:
         model = {"uid": "x", "title": "t", "tags": [], "panels": [{"value": value}]}
         assert ownership.content_hash(model, "f") == _hash_as_earlier_releases(model, "f")
+        shown = json.dumps(model, sort_keys=True, indent=2, ensure_ascii=False)
+        assert ownership.json_bytes(model, indent=True) == shown.encode()
     with pytest.raises(TypeError):  # as before: keys of mixed types cannot be sorted
         ownership.content_hash({"panels": {1: "a", "b": 2}}, "f")
 
@@ -640,6 +642,8 @@ def test_content_hash_is_the_one_earlier_releases_wrote(tmp_path: Path) -> None:
     )
 )
 @settings(max_examples=300, deadline=None)
-def test_content_hash_matches_on_any_json(value: Any) -> None:
+def test_content_hash_and_shown_json_match_the_json_module_on_any_json(value: Any) -> None:
     model = {"uid": "x", "title": "t", "tags": ["a"], "panels": [value]}
     assert ownership.content_hash(model, "f") == _hash_as_earlier_releases(model, "f")
+    shown = json.dumps(model, sort_keys=True, indent=2, ensure_ascii=False)
+    assert ownership.json_bytes(model, indent=True) == shown.encode()
