@@ -241,6 +241,17 @@ def content_hash(model: Mapping[str, Any], folder_uid: str) -> str:
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
+#: A line of orjson's indented output holding a float in one of its own spellings.
+_SMALL_FLOAT_LINE = re.compile(
+    rb'^( *(?:"(?:[^"\\]|\\.)*": )?)(-?(?:0\.0000[0-9]*|[0-9](?:\.[0-9]+)?e-[0-9]+))(,?)$',
+    re.MULTILINE,
+)
+
+
+def _json_float(match: re.Match[bytes]) -> bytes:
+    return match[1] + repr(float(match[2])).encode() + match[3]
+
+
 def json_bytes(data: Any, *, indent: bool = False) -> bytes:
     """``json.dumps(data, sort_keys=True, ensure_ascii=False)`` in UTF-8, compact
     (``separators=(",", ":")``) or with ``indent=2``: the form earlier releases hashed and showed.
@@ -258,6 +269,9 @@ def json_bytes(data: Any, *, indent: bool = False) -> bytes:
     if fast is not None and b"0.0000" not in fast and b"0e-" not in fast.translate(_DIGITS_AS_ZERO):
         return fast
     if indent:
+        if fast is not None:
+            # One scalar per line: a number is all that follows the indent (and its key).
+            return _SMALL_FLOAT_LINE.sub(_json_float, fast)
         return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False).encode()
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
