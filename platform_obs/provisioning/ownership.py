@@ -243,13 +243,34 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 #: A line of orjson's indented output holding a float in one of its own spellings.
 _SMALL_FLOAT_LINE = re.compile(
-    rb'^( *(?:"(?:[^"\\]|\\.)*": )?)(-?(?:0\.0000[0-9]*|[0-9](?:\.[0-9]+)?e-[0-9]+))(,?)$',
-    re.MULTILINE,
+    rb'( *(?:"(?:[^"\\]|\\.)*": )?)(-?(?:0\.0000[0-9]*|[0-9](?:\.[0-9]+)?e-[0-9]+))(,?)'
 )
 
 
-def _json_float(match: re.Match[bytes]) -> bytes:
-    return match[1] + repr(float(match[2])).encode() + match[3]
+def _respell_small_floats(text: bytes, marked: bytes) -> bytes:
+    """orjson's indented ``text`` with floats below 1e-4 spelled as :mod:`json` spells them.
+
+    Each line holds one scalar, so a line that is only a number (after its indent and key) is
+    a number, never part of a string. Only lines with a candidate are looked at (``marked`` is
+    ``text`` with every digit read as 0).
+    """
+    starts: set[int] = set()
+    for needle, haystack in ((b"0.0000", text), (b"0e-", marked)):
+        pos = haystack.find(needle)
+        while pos >= 0:
+            starts.add(text.rfind(b"\n", 0, pos) + 1)
+            pos = haystack.find(needle, pos + 1)
+    parts: list[bytes] = []
+    done = 0
+    for start in sorted(starts):
+        end = text.find(b"\n", start)
+        end = len(text) if end < 0 else end
+        line = _SMALL_FLOAT_LINE.fullmatch(text, start, end)
+        if line is not None:
+            parts += [text[done:start], line[1], repr(float(line[2])).encode(), line[3]]
+            done = end
+    parts.append(text[done:])
+    return b"".join(parts)
 
 
 def json_bytes(data: Any, *, indent: bool = False) -> bytes:
@@ -266,12 +287,13 @@ def json_bytes(data: Any, *, indent: bool = False) -> bytes:
         fast = orjson.dumps(data, option=option)
     except TypeError:
         fast = None
-    if fast is not None and b"0.0000" not in fast and b"0e-" not in fast.translate(_DIGITS_AS_ZERO):
-        return fast
+    if fast is not None:
+        marked = fast.translate(_DIGITS_AS_ZERO)
+        if b"0.0000" not in fast and b"0e-" not in marked:
+            return fast
+        if indent:
+            return _respell_small_floats(fast, marked)
     if indent:
-        if fast is not None:
-            # One scalar per line: a number is all that follows the indent (and its key).
-            return _SMALL_FLOAT_LINE.sub(_json_float, fast)
         return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False).encode()
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
