@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -77,24 +78,84 @@ class Folder:
     parent_uid: str | None = None
 
 
-@dataclass(frozen=True)
 class Dashboard:
-    """A dashboard as Grafana stores it (``model`` is the dashboard JSON, uid and title included)."""
+    """A dashboard as Grafana stores it (``model`` is the dashboard JSON, uid and title included).
 
-    service: str
-    folder_uid: str
-    model: dict[str, Any]
-    #: Dashboards of one shape are the same text but for the service's name, team and file
-    #: (see ``render.service``): checks that the names cannot change run once per shape.
-    shape: str | None = field(default=None, compare=False, repr=False)
+    ``model`` may be given as ``source``, a function that builds it on first use, with its
+    ``uid`` and ``title`` known before: checking a fleet's dashboards needs little more than
+    those, and building a hundred megabytes of JSON data that no one reads is most of the time
+    of ``validate``.
+    """
+
+    __slots__ = (
+        "_model",
+        "_source",
+        "_title",
+        "_uid",
+        "file_text",
+        "folder_uid",
+        "service",
+        "shape",
+    )
+
+    def __init__(
+        self,
+        service: str,
+        folder_uid: str,
+        model: dict[str, Any] | None = None,
+        *,
+        shape: str | None = None,
+        source: Callable[[], dict[str, Any]] | None = None,
+        uid: str = "",
+        title: str = "",
+        file_text: Callable[[], str] | None = None,
+    ) -> None:
+        if (model is None) == (source is None):
+            raise TypeError("a Dashboard needs its model or a source of it, not both")
+        self.service = service
+        self.folder_uid = folder_uid
+        #: Dashboards of one shape are the same text but for the service's name, team and
+        #: file (see ``render.service``): checks that the names cannot change run once per shape.
+        self.shape = shape
+        self._model, self._source, self._uid, self._title = model, source, uid, title
+        #: The model as a file (sorted keys, two-space indent), made without building it.
+        self.file_text = file_text
+
+    @property
+    def model(self) -> dict[str, Any]:
+        if self._model is None:
+            assert self._source is not None
+            self._model, self._source = self._source(), None
+        return self._model
+
+    @property
+    def built(self) -> bool:
+        """Whether ``model`` was built (and so may have been changed since)."""
+        return self._model is not None
 
     @property
     def uid(self) -> str:
-        return str(self.model["uid"])
+        return self._uid if self._model is None else str(self._model["uid"])
 
     @property
     def title(self) -> str:
-        return str(self.model["title"])
+        return self._title if self._model is None else str(self._model["title"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Dashboard):
+            return NotImplemented
+        return (self.service, self.folder_uid, self.model) == (
+            other.service,
+            other.folder_uid,
+            other.model,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dict it holds
+
+    def __repr__(self) -> str:
+        return (
+            f"Dashboard(service={self.service!r}, folder_uid={self.folder_uid!r}, uid={self.uid!r})"
+        )
 
 
 @dataclass(frozen=True)

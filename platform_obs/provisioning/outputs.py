@@ -116,20 +116,9 @@ class TextShapes:
         )
 
 
-#: The rest of a JSON string up to its closing quote.
-_STRING_REST = re.compile(r'(?:[^"\\]|\\.)*"')
-
-
 def _in_a_key(shape: str) -> bool:
-    """Whether a placeholder is inside a mapping key of compact JSON (a key's closing quote is
-    followed by ``:``, a value's by ``,``, ``}`` or ``]``)."""
-    at = shape.find("QPOTOKEN")
-    while at >= 0:
-        rest = _STRING_REST.match(shape, at)
-        if rest is None or shape.startswith(":", rest.end()):
-            return True
-        at = shape.find("QPOTOKEN", rest.end())
-    return False
+    """Whether a placeholder is inside a mapping key of compact JSON."""
+    return jsontext.in_a_key(shape, "QPOTOKEN")
 
 
 class RuleFileText:
@@ -206,13 +195,18 @@ def render_files(
     def team(folder_uid: str) -> str:
         return titles.get(parents.get(folder_uid) or "", "")
 
-    json_shapes, yaml_shapes = TextShapes(dump_json), TextShapes(dump_yaml)
+    yaml_shapes = TextShapes(dump_yaml)
     rule_files = RuleFileText(yaml_shapes)
+    exact: dict[str, bool] = {}  # per dashboard shape: whether its file text is the model's
     for board in rendered.dashboards:
-        tokens = [board.service, team(board.folder_uid), board.uid, board.folder_uid]
-        files[f"{DASHBOARDS_DIR}/{board.folder_uid}/{board.uid}.json"] = json_shapes(
-            board.model, tokens
-        )
+        text = None
+        if board.file_text is not None and not board.built and board.shape is not None:
+            text = board.file_text()
+            if board.shape not in exact:
+                exact[board.shape] = text == dump_json(board.model)
+            text = text if exact[board.shape] else None
+        path = f"{DASHBOARDS_DIR}/{board.folder_uid}/{board.uid}.json"
+        files[path] = dump_json(board.model) if text is None else text
     providers = [
         {
             "name": f"{MANAGER}-{folder_uid}",

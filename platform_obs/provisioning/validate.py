@@ -498,7 +498,10 @@ def _check_dashboards(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list
 
 def _board_identity_problems(board: Dashboard, file: str) -> list[Problem]:
     problems = []
-    uid, title = board.model.get("uid", ""), board.model.get("title", "")
+    if board.shape is not None:  # known without decoding the model
+        uid, title = board.uid, board.title
+    else:
+        uid, title = board.model.get("uid", ""), board.model.get("title", "")
     if not isinstance(uid, str) or not UID_RE.match(uid) or len(uid) > UID_MAX:
         problems.append(
             Problem(

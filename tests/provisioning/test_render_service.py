@@ -212,3 +212,20 @@ def test_names_where_they_could_change_a_verdict_mean_checking_each_service() ->
 
     assert validate._outside_actions(defn("checkout: {{ $value }} errors"), spec)
     assert not validate._outside_actions(defn('{{ if eq .x "checkout" }}a{{ end }}'), spec)
+
+
+def test_dashboard_files_made_from_shapes_equal_the_models(tmp_path: Path) -> None:
+    """File texts made without building the models (long names with hashed uids, dots, a
+    name inside the team's) are exactly the models serialised."""
+    from platform_obs.provisioning import outputs
+    from platform_obs.provisioning.pipeline import render_all
+
+    specs = _fleet(tmp_path)
+    rendered = render_all(specs, templates()).rendered
+    assert sum(b.file_text is not None for b in rendered.dashboards) > 4
+    fast = outputs.render_files(rendered)
+    assert not all(b.built for b in rendered.dashboards), "some models were never needed"
+    reference = render_all(specs, templates()).rendered
+    for board in reference.dashboards:
+        board.file_text = None  # serialise every model
+    assert fast == outputs.render_files(reference)

@@ -20,6 +20,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from platform_obs.provisioning import jsontext, model
@@ -45,6 +46,7 @@ from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import Templates
 
 _NAME, _TEAM, _FILE = "QPOSERVICEQ", "QPOTEAMQ", "QPOFILEQ"
+_UID, _TAGS = "QPOUIDQ", "QPOTAGSQ"  # values a dashboard's file text gets per service
 _UNSEEN = object()
 T = TypeVar("T")
 
@@ -57,7 +59,7 @@ class _First:
     output: Any
 
 
-_SENTINELS = (_NAME, _TEAM, _FILE)
+_SENTINELS = (_NAME, _TEAM, _FILE, _UID, _TAGS)
 
 
 @dataclass
@@ -145,28 +147,57 @@ class Renderer:
             self._dashboards_apply,
         )
 
-    def _dashboards_shape(self, stand_in: ServiceSpec) -> tuple[str, list[str], int] | None:
+    def _dashboards_shape(self, stand_in: ServiceSpec) -> _BoardsShape | None:
         boards = render_dashboards(stand_in, self.templates)[1]
         by_uid = {
             dashboard_uid(stand_in.name, t.id): t.id
             for t in selected_dashboards(stand_in, self.templates)
         }
         ids = [by_uid.get(b.uid, "") for b in boards]
-        models = [dict(b.model, uid="", tags=[]) for b in boards]  # recomputed per service
-        text = jsontext.dumps(models)
-        return None if "" in ids or _derived_sentinel(text) else (text, ids, next(self._numbers))
+        # uids and tags are recomputed per service; a title is kept to be known unbuilt
+        texts = [jsontext.dumps(dict(b.model, uid="", tags=[])) for b in boards]
+        titles = [jsontext.dumps(b.title) for b in boards]
+        if "" in ids or any(_derived_sentinel(t) for t in texts):
+            return None
+        # The file text, with the uid and tags as sentinels too; none where a value is in a key
+        # (the keys' sorted order could change with it).
+        files = [
+            None
+            if any(jsontext.in_a_key(t, s) for s in _SENTINELS)
+            else jsontext.pretty(dict(b.model, uid=_UID, tags=_TAGS))
+            for t, b in zip(texts, boards, strict=True)
+        ]
+        return list(zip(ids, texts, titles, files, strict=True)), next(self._numbers)
 
-    def _dashboards_apply(
-        self, shape: tuple[str, list[str], int], spec: ServiceSpec
-    ) -> list[model.Dashboard]:
-        text, ids, number = shape
+    def _dashboards_apply(self, shape: _BoardsShape, spec: ServiceSpec) -> list[model.Dashboard]:
+        boards, number = shape
         folder_uid = folders_for(spec)[-1].uid
-        out = []
-        for tid, board in zip(ids, jsontext.loads(_real(text, spec)), strict=True):
-            board["uid"] = dashboard_uid(spec.name, tid)
-            board["tags"] = dashboard_tags(spec, self.templates.dashboards[tid])
-            out.append(model.Dashboard(spec.name, folder_uid, board, shape=f"{number}:{tid}"))
-        return out
+        return [
+            model.Dashboard(
+                spec.name,
+                folder_uid,
+                source=partial(self._board_model, text, tid, spec),
+                uid=dashboard_uid(spec.name, tid),
+                title=jsontext.loads(_real(title, spec)),
+                shape=f"{number}:{tid}",
+                file_text=None if file is None else partial(self._board_file, file, tid, spec),
+            )
+            for tid, text, title, file in boards
+        ]
+
+    def _board_model(self, text: str, tid: str, spec: ServiceSpec) -> dict[str, Any]:
+        board: dict[str, Any] = jsontext.loads(_real(text, spec))
+        board["uid"] = dashboard_uid(spec.name, tid)
+        board["tags"] = dashboard_tags(spec, self.templates.dashboards[tid])
+        return board
+
+    def _board_file(self, text: str, tid: str, spec: ServiceSpec) -> str:
+        tags = jsontext.pretty(dashboard_tags(spec, self.templates.dashboards[tid]))
+        return (
+            _real(text, spec)
+            .replace(f'"{_UID}"', jsontext.dumps(dashboard_uid(spec.name, tid)))
+            .replace(f'"{_TAGS}"', tags[:-1].replace("\n", "\n  "))  # a top-level key's value
+        )
 
     # --- SLO recording rules ----------------------------------------------------------------------
 
@@ -244,6 +275,9 @@ class Renderer:
         return defns, group, rule_file
 
 
+#: Per dashboard: its template, its text, its title's (as JSON) and its file's (``None`` when it
+#: has to be made from the model); the shape's number.
+_BoardsShape = tuple[list[tuple[str, str, str, "str | None"]], int]
 #: Text of a shape's definitions, rule group and rule file; per definition the parts of its uid
 #: and its dashboard's template; the shape's number.
 _AlertingShape = tuple[str, list[tuple[tuple[str, ...], "str | None"]], int]
@@ -299,6 +333,8 @@ def _data(obj: Any) -> Any:
     """Plain JSON-like data of rendered objects (for storing a shape and for comparing)."""
     if isinstance(obj, (list, tuple)):
         return [_data(v) for v in obj]
+    if isinstance(obj, model.Dashboard):
+        return {"service": obj.service, "folder_uid": obj.folder_uid, "model": obj.model}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         # shallow: values are already plain data (dataclasses.asdict deep-copies, slowly)
         return {f.name: _data(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.compare}
