@@ -703,21 +703,23 @@ def _plan_folder_prune(
     for c in changes:
         if c.action == "delete":
             emptied.setdefault(str(c.payload.get("folderUid", "")), c.service)
+    # Computed once, not per emptied folder: pruning many services stays linear.
+    parents = {str(f.get("folderUid") or "") for f in live_folders.values()}
+    deleted = {c.key for c in changes if c.action == "delete" and c.kind == "dashboard"}
+    deleted_groups = {
+        (c.payload.get("folderUid"), c.payload.get("group"))
+        for c in changes
+        if c.action == "delete" and c.kind == "rule_group"
+    }
+    folders_with_rules = {k[0] for k in live_groups if k not in deleted_groups}
     out: list[Change] = []
     for uid, service in sorted(emptied.items()):
         if not uid.startswith(FOLDER_UID_PREFIX) or uid in declared or uid not in live_folders:
             continue
-        if any(str(f.get("folderUid") or "") == uid for f in live_folders.values()):
+        if uid in parents:
             continue  # has subfolders
-        deleted = {c.key for c in changes if c.action == "delete" and c.kind == "dashboard"}
         remaining = [h for h in grafana.search_folder_contents(uid) if h.get("uid") not in deleted]
-        deleted_groups = {
-            (c.payload.get("folderUid"), c.payload.get("group"))
-            for c in changes
-            if c.action == "delete" and c.kind == "rule_group"
-        }
-        rules_left = [k for k in live_groups if k[0] == uid and k not in deleted_groups]
-        if remaining or rules_left:
+        if remaining or uid in folders_with_rules:
             continue
         title = str(live_folders[uid].get("title", ""))
         out.append(Change("delete", "folder", uid, service, title, payload={"uid": uid}))

@@ -648,3 +648,37 @@ def test_content_hash_and_shown_json_match_the_json_module_on_any_json(value: An
     assert ownership.content_hash(model, "f") == _hash_as_earlier_releases(model, "f")
     shown = json.dumps(model, sort_keys=True, indent=2, ensure_ascii=False)
     assert ownership.json_bytes(model, indent=True) == shown.encode()
+
+
+def test_pruning_many_services_deletes_exactly_the_folders_it_empties(
+    grafana: GrafanaDouble,
+) -> None:
+    """Each emptied folder is judged on its own, with the checks made once for all of them."""
+    from factories import rule_group, team_folder_uid
+
+    from platform_obs.provisioning.model import Folder
+
+    names = ["a", "b", "c", "d", "e", "f"]
+    r = rendered(names)
+    for name in names:
+        folder = f"po-svc-{name}-legacy"
+        r.folders.append(Folder(folder, f"{name} legacy", parent_uid=team_folder_uid()))
+        rules = tuple(
+            {**x, "uid": x["uid"] + "-l", "title": x["title"] + " legacy"}
+            for x in rule_group(name).rules
+        )
+        r.rule_groups.append(type(r.rule_groups[0])(name, folder, "legacy", 60, rules))
+    assert run(grafana, r).ok
+    http(
+        grafana,
+        "POST",
+        "/api/v1/provisioning/alert-rules",
+        hand_rule("Mine", "po-svc-c-legacy", "g"),
+    )
+
+    plan = build_plan(rendered(names), connect(grafana), prune=True)
+
+    deleted = {c.key for c in plan.deletes if c.kind == "folder"}
+    assert deleted == {f"po-svc-{n}-legacy" for n in ("a", "b", "d", "e", "f")}
+    groups = {c.key for c in plan.deletes if c.kind == "rule_group"}
+    assert groups == {f"po-svc-{n}-legacy/legacy" for n in names}
