@@ -405,10 +405,12 @@ def render_markdown(plan: Plan, *, show_json: bool = False, budget: int = MARKDO
         "|---|---:|---:|---:|---|",
     ]
     used = sum(len(line) + 1 for line in out)
+    # Each change's details once: the table's summary and the folded block both read them.
+    lines = {id(c): details(c) for cs in groups.values() for c in cs}
     rows_left_out = 0
     for service, changes in groups.items():
         counts = {a: sum(c.action == a for c in changes) for a in ("create", "update", "delete")}
-        what = "; ".join(_brief(c) for c in changes)
+        what = "; ".join(_brief(c, lines[id(c)]) for c in changes)
         name = service or "*(folders)*"
         row = (
             f"| {name} | {counts['create']} | {counts['update']} | {counts['delete']} | "
@@ -425,7 +427,7 @@ def render_markdown(plan: Plan, *, show_json: bool = False, budget: int = MARKDO
     used = sum(len(line) + 1 for line in out)
     left_out = 0
     for service, changes in groups.items():
-        block = _details_block(service, changes, show_json)
+        block = _details_block(service, changes, show_json, lines)
         if used + len(block) > budget:
             left_out += 1
             continue
@@ -443,20 +445,22 @@ def render_markdown(plan: Plan, *, show_json: bool = False, budget: int = MARKDO
     return "\n".join(out) + "\n"
 
 
-def _brief(c: Change) -> str:
+def _brief(c: Change, lines: list[Line]) -> str:
     sym = SYMBOL[c.action]
     if c.kind == "rule_group" and c.action == "update":
-        lines = [d for d in details(c) if d.depth == 1 and d.text.startswith("alert ")]
+        alerts = [d for d in lines if d.depth == 1 and d.text.startswith("alert ")]
         parts = []
         for symbol, word in (("+", "added"), ("~", "changed"), ("-", "removed")):
-            count = sum(d.symbol == symbol for d in lines)
+            count = sum(d.symbol == symbol for d in alerts)
             if count:
                 parts.append(f"{count} alert(s) {word}")
         return f"{sym} rule group ({', '.join(parts) or 'settings'})"
     return f"{sym} {_KIND_NAMES[c.kind]} `{c.key}`"
 
 
-def _details_block(service: str, changes: list[Change], show_json: bool) -> str:
+def _details_block(
+    service: str, changes: list[Change], show_json: bool, lines: dict[int, list[Line]]
+) -> str:
     counts = [
         f"{sum(c.action == a for c in changes)} to {a}"
         for a in ("create", "update", "delete")
@@ -472,7 +476,7 @@ def _details_block(service: str, changes: list[Change], show_json: bool) -> str:
     for c in changes:
         sym = SYMBOL[c.action]
         rows.append(f"{sym} {headline(c)}")
-        rows += [f"{d.symbol or ' '} {'    ' * d.depth}{d.text}" for d in details(c)]
+        rows += [f"{d.symbol or ' '} {'    ' * d.depth}{d.text}" for d in lines[id(c)]]
         if show_json and c.diff:
             rows += [f"  {row}" for row in c.diff.splitlines()]
     body = "\n".join(rows).replace("```", "` ` `")
