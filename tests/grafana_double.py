@@ -818,7 +818,7 @@ class GrafanaDouble:
         }
         self.dashboards[uid] = entry
         self._dashboard_history.setdefault(uid, []).append(
-            {"version": version, "message": message, "created": now, "data": copy.deepcopy(dash)}
+            {"version": version, "message": message, "created": now, "data": _json_copy(dash)}
         )
         return entry
 
@@ -829,7 +829,7 @@ class GrafanaDouble:
         dash = body.get("dashboard")
         if not isinstance(dash, dict):
             raise ApiError(400, "Dashboard title cannot be empty", status="empty-name")
-        dash = copy.deepcopy(dash)
+        dash = _json_copy(dash)
         overwrite = bool(body.get("overwrite"))
         message = body.get("message") or ""
         title = dash.get("title")
@@ -1168,7 +1168,7 @@ class GrafanaDouble:
             "ruleGroup": group_name,
             "title": rule["title"],
             "condition": rule["condition"],
-            "data": copy.deepcopy(rule["data"]),
+            "data": _json_copy(rule["data"]),
             "updated": _now(),
             "noDataState": rule["noDataState"],
             "execErrState": rule["execErrState"],
@@ -1243,9 +1243,12 @@ class GrafanaDouble:
         moved: dict[str, tuple[tuple[str, str], dict[str, Any]]] = {}
         foreign = [uid for uid in submitted_uids if uid not in current_by_uid]
         if foreign:
-            # One pass over every rule, not one per submitted uid.
-            where = {r["uid"]: (k, r) for k, g in self.rule_groups.items() for r in g["rules"]}
-            moved = {uid: where[uid] for uid in foreign if uid in where}
+            # One pass over every rule, not one per submitted uid; no map of every rule built.
+            wanted = set(foreign)
+            for k, g in self.rule_groups.items():
+                for r in g["rules"]:
+                    if r["uid"] in wanted:
+                        moved[r["uid"]] = (k, r)
 
         def existing_for(rule: dict[str, Any]) -> dict[str, Any] | None:
             uid = rule.get("uid")
@@ -1295,7 +1298,7 @@ class GrafanaDouble:
             }
         else:
             self.rule_groups.pop(key, None)
-        response = copy.deepcopy(body)
+        response = _json_copy(body)
         response["title"] = group_name
         response["folderUid"] = folder_uid
         return _Response(200, response)
@@ -1479,6 +1482,12 @@ def _provenance_mismatch(provided: str, stored: str, *, change: bool = False) ->
     else:
         message = f"cannot update with provided provenance '{provided}', needs '{stored}'"
     return ApiError(409, message, messageId="alerting.provenanceMismatch", statusCode=409)
+
+
+def _json_copy(data: Any) -> Any:
+    """A deep copy of data parsed from JSON (request bodies), several times faster than
+    ``copy.deepcopy`` on a dashboard."""
+    return orjson.loads(orjson.dumps(data))
 
 
 class _Handler(BaseHTTPRequestHandler):

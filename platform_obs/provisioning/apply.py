@@ -16,7 +16,6 @@ does not block the rest. The result counts failures; the CLI exits non-zero when
 
 from __future__ import annotations
 
-import copy
 import os
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -346,7 +345,7 @@ def _recheck_rule_group(change: Change, grafana: Grafana) -> dict[str, Any] | No
 
 def _save_dashboard(change: Change, grafana: Grafana, message: str) -> str:
     p = change.payload
-    model: dict[str, Any] = copy.deepcopy(p["dashboard"])
+    model: dict[str, Any] = dict(p["dashboard"])  # only the top-level version is set here
     if change.action == "update" and p.get("version") is not None:
         # Optimistic locking against the version the plan diffed: a UI edit since then -> 412.
         model["version"] = p["version"]

@@ -5,12 +5,14 @@ In a fleet most configs differ only in the service's name, team and file: render
 the dashboard and alert builders repeats the same work thousands of times. :class:`Renderer`
 renders a stand-in config whose name, team and file are sentinels (upper-case words that no name,
 team or template can contain), and gives each service that output with the sentinels replaced by
-its own values. Custom alerts are a service's own (their PromQL is rarely shared), so the shape
-leaves them out: dashboards never read them, and they are rendered for each service and appended
-to its template alerts, as direct rendering orders them. Values derived from the name by a function rather than copied (uids) are computed
+its own values. Values derived from the name by a function rather than copied (uids) are computed
 again for the real service. The first service of every shape is also rendered directly and
 compared: any difference switches the shortcut off for that shape, so the output is always what
 direct rendering gives.
+
+Custom alerts are a service's own (their PromQL is rarely shared), so the shape leaves them out:
+dashboards never read them, and they are rendered for each service and appended to its template
+alerts, as direct rendering orders them.
 """
 
 from __future__ import annotations
