@@ -380,6 +380,15 @@ _adopt = click.option(
     "(no ownership marker, or another service's): overwrite them and add the marker. Without "
     "it such updates are refused. Never deletes anything not proven ours.",
 )
+_parallelism = click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Requests to Grafana at the same time: apply's writes (folders still before their "
+    "contents), and reads where Grafana has no bulk endpoint. Fewer when Grafana answers 429 "
+    "Too Many Requests.",
+)
 _deep = click.option(
     "--deep",
     is_flag=True,
@@ -418,6 +427,7 @@ def _print_plan(plan: Plan, output: str, *, color: bool = False, show_json: bool
     is_flag=True,
     help="Exit 2 when there are changes, 0 when there are none (like terraform plan).",
 )
+@_parallelism
 @_deep
 @_adopt
 @_templates
@@ -430,6 +440,7 @@ def plan(
     show_json: bool,
     color: bool | None,
     detailed_exitcode: bool,
+    parallelism: int,
     deep: bool,
     adopt: bool,
     templates_dir: Path | None,
@@ -446,7 +457,7 @@ def plan(
     """
     paths = tuple(_config_paths(paths))
     rendered = _build(paths, templates_dir, promtool, **_options(policy_file=policy_file))
-    with _connect() as grafana:
+    with _connect(parallelism) as grafana:
         the_plan = _build_plan(rendered, grafana, prune=prune, deep=deep, adopt=adopt)
         _check_receivers(rendered, grafana)
     _print_plan(the_plan, output, color=_use_color(color), show_json=show_json)
@@ -494,14 +505,7 @@ def plan(
     default=None,
     help="Show a progress bar (default: only when stderr is a terminal).",
 )
-@click.option(
-    "--parallelism",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Changes written to Grafana at the same time (folders still before their contents). "
-    "Fewer when Grafana answers 429 Too Many Requests.",
-)
+@_parallelism
 @_deep
 @_adopt
 @_templates

@@ -295,3 +295,17 @@ def test_a_receiver_grafana_does_not_have_is_refused(command: str) -> None:
     assert "contact point does not exist in Grafana" in result.output
     assert "expected an existing contact point: grafana-default-email" in result.output
     assert "nothing was written" in result.output
+
+
+def test_plan_parallelism_bounds_its_reads(config: Path, build: FakeBuild) -> None:
+    """``--deep`` reads every dashboard: no more of them in flight than --parallelism."""
+    build.result = rendered([f"svc{i}" for i in range(6)])
+    with GrafanaDouble(latency=0.02) as g:
+        assert invoke(g, "apply", str(config), "--no-progress").exit_code == 0
+        for parallelism, most in (("1", 1), ("3", 3)):
+            g.max_in_flight = 0
+            result = invoke(g, "plan", str(config), "--deep", "--parallelism", parallelism)
+            assert result.exit_code == 0, result.output
+            assert 1 <= g.max_in_flight <= most
+        assert g.max_in_flight >= 2, "reads did run concurrently"
+    assert invoke(None, "plan", str(config), "--parallelism", "0").exit_code == 1
