@@ -316,8 +316,8 @@ def _recheck_folder_delete(change: Change, grafana: Grafana) -> None:
     if left:
         titles = ", ".join(repr(str(h.get("title", h.get("uid")))) for h in left[:3])
         raise NotOwned(
-            f"delete folder {change.key}: not deleted, it now holds {len(left)} dashboard(s) "
-            f"platform-obs did not delete ({titles}); run plan again"
+            f"delete folder {change.key}: not deleted, it now holds {len(left)} dashboard(s) or "
+            f"folder(s) platform-obs did not delete ({titles}); run plan again"
         )
 
 

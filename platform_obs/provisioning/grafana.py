@@ -858,8 +858,9 @@ class Grafana:
         return sorted({str(p.get("name")) for p in points if isinstance(p, dict)})
 
     def search_folder_contents(self, folder_uid: str) -> list[dict[str, Any]]:
-        """Every dashboard directly in a folder (managed or not), for safe folder deletion."""
-        return list(self._search(folder_uids=[folder_uid], type_="dash-db"))
+        """Every dashboard and folder directly in a folder (managed or not), for safe folder
+        deletion: Grafana deletes a folder's subfolders with it."""
+        return list(self._search(folder_uids=[folder_uid]))
 
     def get_rule_group(self, folder_uid: str, group: str) -> dict[str, Any] | None:
         path = _rule_group_path(folder_uid, group)

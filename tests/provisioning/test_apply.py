@@ -388,3 +388,27 @@ def test_renamed_folder_is_updated_in_place(grafana: GrafanaDouble) -> None:
     assert result.counts()["updated"] == 1
     assert grafana.folders[team_folder_uid()]["title"] == "Payments & Billing"
     assert [w.method for w in grafana.writes()] == ["PUT"]
+
+
+def test_prune_keeps_an_emptied_folder_that_holds_a_hand_made_subfolder(
+    grafana: GrafanaDouble,
+) -> None:
+    """Grafana deletes a folder's subfolders with it: a person's folder inside ours is kept."""
+    r = rendered(["a"])
+    from platform_obs.provisioning.model import Folder
+
+    r.folders.append(Folder("po-svc-a-legacy", "a legacy", parent_uid=team_folder_uid()))
+    r.dashboards.append(
+        type(r.dashboards[0])(
+            "a", "po-svc-a-legacy", {**r.dashboards[0].model, "uid": "a-legacy", "title": "legacy"}
+        )
+    )
+    assert run(grafana, r).ok
+    grafana.add_folder("notes-by-hand", "Notes", parent_uid="po-svc-a-legacy")
+
+    result = run(grafana, rendered(["a"]), prune=True)
+
+    assert result.ok, result.failures
+    assert "a-legacy" not in grafana.dashboards  # ours: pruned
+    assert {"po-svc-a-legacy", "notes-by-hand"} <= set(grafana.folders)
+    assert all(o.change.kind != "folder" for o in result.outcomes if o.status == "deleted")
