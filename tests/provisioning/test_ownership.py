@@ -669,6 +669,7 @@ def test_pruning_many_services_deletes_exactly_the_folders_it_empties(
         )
         r.rule_groups.append(type(r.rule_groups[0])(name, folder, "legacy", 60, rules))
     assert run(grafana, r).ok
+    grafana.add_folder("hand-made-child", "child", parent_uid="po-svc-b-legacy")
     http(
         grafana,
         "POST",
@@ -679,6 +680,6 @@ def test_pruning_many_services_deletes_exactly_the_folders_it_empties(
     plan = build_plan(rendered(names), connect(grafana), prune=True)
 
     deleted = {c.key for c in plan.deletes if c.kind == "folder"}
-    assert deleted == {f"po-svc-{n}-legacy" for n in ("a", "b", "d", "e", "f")}
+    assert deleted == {f"po-svc-{n}-legacy" for n in ("a", "d", "e", "f")}
     groups = {c.key for c in plan.deletes if c.kind == "rule_group"}
     assert groups == {f"po-svc-{n}-legacy/legacy" for n in names}
