@@ -7,8 +7,8 @@ identical bytes and a GitOps diff shows only real changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -188,7 +188,13 @@ def render_files(
     rendered: Rendered, dashboards_mount: str = DEFAULT_DASHBOARDS_MOUNT
 ) -> dict[str, str]:
     """Relative path -> content of every output file."""
-    files: dict[str, str] = {}
+    return dict(iter_files(rendered, dashboards_mount))
+
+
+def iter_files(
+    rendered: Rendered, dashboards_mount: str = DEFAULT_DASHBOARDS_MOUNT
+) -> Iterator[tuple[str, str]]:
+    """(relative path, content) of every output file, each as soon as it is made."""
     titles = {f.uid: f.title for f in rendered.folders}
     parents = {f.uid: f.parent_uid for f in rendered.folders}
 
@@ -206,7 +212,7 @@ def render_files(
                 exact[board.shape] = text == dump_json(board.model)
             text = text if exact[board.shape] else None
         path = f"{DASHBOARDS_DIR}/{board.folder_uid}/{board.uid}.json"
-        files[path] = dump_json(board.model) if text is None else text
+        yield path, dump_json(board.model) if text is None else text
     providers = [
         {
             "name": f"{MANAGER}-{folder_uid}",
@@ -225,7 +231,7 @@ def render_files(
         for folder_uid in sorted({b.folder_uid for b in rendered.dashboards})
     ]
     if providers:
-        files[GRAFANA_DASHBOARD_PROVIDER] = dump_yaml({"apiVersion": 1, "providers": providers})
+        yield GRAFANA_DASHBOARD_PROVIDER, dump_yaml({"apiVersion": 1, "providers": providers})
     for group in rendered.rule_groups:
         uids = [str(r.get("uid", "")) for r in group.rules]
         boards = [
@@ -233,31 +239,34 @@ def render_files(
         ]
         tokens = [group.service, team(group.folder_uid), group.folder_uid, *uids, *boards]
         service_tokens = tokens[:3]
-        files[f"{GRAFANA_ALERTING_DIR}/{group.service}.yaml"] = rule_files(
-            {
-                "apiVersion": 1,
-                "groups": [
-                    {
-                        "orgId": 1,
-                        "name": group.title,
-                        "folder": titles.get(group.folder_uid, group.folder_uid),
-                        "interval": format_seconds(group.interval_seconds),
-                        "rules": [_file_rule(r) for r in group.rules],
-                    }
-                ],
-            },
-            tokens,
-            service_tokens,
-            uids=True,
+        yield (
+            f"{GRAFANA_ALERTING_DIR}/{group.service}.yaml",
+            rule_files(
+                {
+                    "apiVersion": 1,
+                    "groups": [
+                        {
+                            "orgId": 1,
+                            "name": group.title,
+                            "folder": titles.get(group.folder_uid, group.folder_uid),
+                            "interval": format_seconds(group.interval_seconds),
+                            "rules": [_file_rule(r) for r in group.rules],
+                        }
+                    ],
+                },
+                tokens,
+                service_tokens,
+                uids=True,
+            ),
         )
     teams = {g.service: team(g.folder_uid) for g in rendered.rule_groups}
     for rule_file in rendered.prometheus_rules:
         tokens = [rule_file.service, teams.get(rule_file.service, "")]
-        files[f"{PROMETHEUS_DIR}/{rule_file.file_name}"] = rule_files(
-            rule_file.document, tokens, tokens
+        yield (
+            f"{PROMETHEUS_DIR}/{rule_file.file_name}",
+            rule_files(rule_file.document, tokens, tokens),
         )
-    files.update(rendered.extra_files)
-    return files
+    yield from rendered.extra_files.items()
 
 
 def _rule_uids(rule: dict[str, Any]) -> list[str]:
@@ -273,17 +282,22 @@ def _file_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 def write_all(rendered: Rendered, out_dir: Path) -> list[Path]:
     """Write every output file under ``out_dir``; returns the paths written, sorted."""
-    files = sorted(render_files(rendered).items())
-    for parent in sorted({(out_dir / rel).parent for rel, _ in files}):
-        parent.mkdir(parents=True, exist_ok=True)
-    # Threads: writing thousands of files is mostly waiting on the file system.
+    # Each file is written by a thread as soon as it is made: the file system's waits overlap
+    # with making the next ones.
+    writes: dict[Path, Future[int]] = {}
+    made: set[Path] = set()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda item: _write(out_dir / item[0], item[1]), files))
-
-
-def _write(path: Path, content: str) -> Path:
-    path.write_bytes(content.encode())
-    return path
+        for rel, content in iter_files(rendered):
+            path = out_dir / rel
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            if path in writes:  # the same path twice: the last content wins, as in a dict
+                writes[path].result()
+            writes[path] = pool.submit(path.write_bytes, content.encode())
+        for write in writes.values():
+            write.result()  # an error writing any file is raised here
+    return sorted(writes)
 
 
 def paths_of(files: Iterable[str]) -> list[str]:
