@@ -10,7 +10,7 @@ only presents it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,29 +200,40 @@ def _dashboard_lines(before: dict[str, Any], after: dict[str, Any]) -> list[Line
         else:
             out += [Line(1, "+", f"tag {t}") for t in plain_new if t not in plain_old]
             out += [Line(1, "-", f"tag {t}") for t in plain_old if t not in plain_new]
-    old_panels = _keyed(old.pop("panels", []) or [], "id")
-    new_panels = _keyed(new.pop("panels", []) or [], "id")
-    for key in [*new_panels, *(k for k in old_panels if k not in new_panels)]:
-        a, b = old_panels.get(key), new_panels.get(key)
-        if a is None:
-            out.append(Line(1, "+", f"panel {_quote(_panel_title(b))}"))
-        elif b is None:
-            out.append(Line(1, "-", f"panel {_quote(_panel_title(a))}"))
-        elif a != b:
-            out.append(Line(1, "~", f"panel {_quote(_panel_title(b))}"))
-            out += _field_lines(_panel_terms(a), _panel_terms(b), 2)
-    old_vars = _keyed((old.pop("templating", {}) or {}).get("list", []) or [], "name")
-    new_vars = _keyed((new.pop("templating", {}) or {}).get("list", []) or [], "name")
-    for key in [*new_vars, *(k for k in old_vars if k not in new_vars)]:
-        a, b = old_vars.get(key), new_vars.get(key)
-        if a is None:
-            out.append(Line(1, "+", f"variable {key}"))
-        elif b is None:
-            out.append(Line(1, "-", f"variable {key}"))
-        elif a != b:
-            out.append(Line(1, "~", f"variable {key}"))
-            out += _field_lines(_flat(a), _flat(b), 2)
+    out += _item_lines(
+        _keyed(old.pop("panels", []) or [], "id"),
+        _keyed(new.pop("panels", []) or [], "id"),
+        lambda _, panel: f"panel {_quote(_panel_title(panel))}",
+        _panel_terms,
+    )
+    out += _item_lines(
+        _keyed((old.pop("templating", {}) or {}).get("list", []) or [], "name"),
+        _keyed((new.pop("templating", {}) or {}).get("list", []) or [], "name"),
+        lambda key, _: f"variable {key}",
+        _flat,
+    )
     out += _field_lines(_flat(old), _flat(new), 1)
+    return out
+
+
+def _item_lines(
+    old: dict[Any, Any],
+    new: dict[Any, Any],
+    name: Callable[[Any, Any], str],
+    terms: Callable[[Any], dict[str, Any]],
+) -> list[Line]:
+    """Added, removed and changed items matched by key (new order, then the removed ones), a
+    changed one with its fields in ``terms``."""
+    out: list[Line] = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        a, b = old.get(key), new.get(key)
+        if a is None:
+            out.append(Line(1, "+", name(key, b)))
+        elif b is None:
+            out.append(Line(1, "-", name(key, a)))
+        elif a != b:
+            out.append(Line(1, "~", name(key, b)))
+            out += _field_lines(terms(a), terms(b), 2)
     return out
 
 

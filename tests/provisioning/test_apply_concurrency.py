@@ -113,10 +113,12 @@ def test_a_fatal_error_stops_new_work_and_counts_the_rest() -> None:
         client = Grafana(g.url, "viewer", parallelism=4)
         plan = build_plan(rendered(10), client)
         result = apply_plan(plan, client, message="m", parallelism=4)
+        sent = [r for r in g.requests if r.method != "GET"]
     n = result.counts()
     assert result.aborted and "403" in result.aborted
     # Only what was already in flight (parallelism 4) fails; everything after it is never sent.
-    assert 1 <= n["failed"] <= 4
+    assert n["failed"] == len(sent) and all(r.status == 403 for r in sent)
+    assert len(sent) <= 4
     assert n["not-attempted"] == len(plan.writes) - n["failed"] > 0
     assert n["created"] == n["updated"] == n["deleted"] == 0
 

@@ -302,10 +302,12 @@ def test_plan_parallelism_bounds_its_reads(config: Path, build: FakeBuild) -> No
     build.result = rendered([f"svc{i}" for i in range(6)])
     with GrafanaDouble(latency=0.02) as g:
         assert invoke(g, "apply", str(config), "--no-progress").exit_code == 0
-        for parallelism, most in (("1", 1), ("3", 3)):
+        in_flight = {}
+        for parallelism in ("1", "3"):
             g.max_in_flight = 0
             result = invoke(g, "plan", str(config), "--deep", "--parallelism", parallelism)
             assert result.exit_code == 0, result.output
-            assert 1 <= g.max_in_flight <= most
-        assert g.max_in_flight >= 2, "reads did run concurrently"
+            in_flight[parallelism] = g.max_in_flight
+        assert in_flight["1"] == 1, "one request at a time"
+        assert in_flight["3"] in (2, 3), "reads run concurrently, never more than 3"
     assert invoke(None, "plan", str(config), "--parallelism", "0").exit_code == 1
