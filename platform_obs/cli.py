@@ -343,20 +343,22 @@ def render(
     (default: platform-obs.yaml in the current directory).
     """
     from platform_obs.provisioning.backstage import grafana_url_problem
-    from platform_obs.provisioning.outputs import write_all
+    from platform_obs.provisioning.outputs import iter_files, write_files
 
     paths = tuple(_config_paths(paths))
     if grafana_url is not None and (why := grafana_url_problem(grafana_url)):
         _fail(why, EXIT_INVALID)
-    rendered = _build(
+    files: list[tuple[str, str]] = []  # made while the last checks run; written once they pass
+    _build(
         paths,
         templates_dir,
         promtool,
         backstage_catalog=True,
+        meanwhile=lambda rendered: files.extend(iter_files(rendered)),
         **_options(policy_file=policy_file, grafana_url=grafana_url),
     )
     try:
-        written = write_all(rendered, out_dir)
+        written = write_files(files, out_dir)
     except OSError as exc:
         _fail(f"cannot write the output under --out {out_dir}: {_os_reason(exc)}", EXIT_INVALID)
     if written:

@@ -172,6 +172,10 @@ class RuleGroup:
     title: str
     interval_seconds: int
     rules: tuple[dict[str, Any], ...]
+    #: Groups of one shape are the same file but for the service's values (``render.service``):
+    #: its file text, made without serialising, and the shape it comes from.
+    file_text: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
+    shape: str | None = field(default=None, compare=False, repr=False)
 
     def api_body(self) -> dict[str, Any]:
         """Body of ``PUT /api/v1/provisioning/folder/{folderUid}/rule-groups/{group}``."""
@@ -194,6 +198,9 @@ class PrometheusRuleFile:
     service: str
     document: dict[str, Any]
     kind: str = "alerts"
+    #: As :attr:`RuleGroup.file_text` and :attr:`RuleGroup.shape`.
+    file_text: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
+    shape: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def file_name(self) -> str:

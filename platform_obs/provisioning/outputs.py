@@ -6,9 +6,11 @@ identical bytes and a GitOps diff shows only real changes.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,7 +18,13 @@ import yaml
 
 from platform_obs.provisioning import jsontext
 from platform_obs.provisioning.durations import format_seconds
-from platform_obs.provisioning.model import MANAGER, Rendered
+from platform_obs.provisioning.model import (
+    MANAGER,
+    Dashboard,
+    PrometheusRuleFile,
+    Rendered,
+    RuleGroup,
+)
 
 DASHBOARDS_DIR = "dashboards"
 GRAFANA_DASHBOARD_PROVIDER = "provisioning/dashboards/platform-obs.yaml"
@@ -52,6 +60,7 @@ _TOKEN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _PLACEHOLDER = "QPOTOKEN{}Q"
 _STR_TAG = "tag:yaml.org,2002:str"
 _UNSEEN = object()
+_RESOLVER = yaml.resolver.Resolver()
 
 
 class _FirstText(NamedTuple):
@@ -74,12 +83,10 @@ class TextShapes:
     def __init__(self, dump: Callable[[Any], str]) -> None:
         self.dump = dump
         self._texts: dict[str, Any] = {}
-        self._resolver = yaml.resolver.Resolver()
-        self._safe_tokens: dict[str, bool] = {}
 
     def __call__(self, data: Any, tokens: Sequence[str]) -> str:
         tokens = list(dict.fromkeys(t for t in tokens if t))
-        if not tokens or not all(self._safe(t) for t in tokens):
+        if not tokens or not all(map(inert_token, tokens)):
             return self.dump(data)
         shape = self.shape(data, tokens)
         seen = self._texts.get(shape, _UNSEEN)
@@ -102,18 +109,17 @@ class TextShapes:
             shape = shape.replace(tokens[i], _PLACEHOLDER.format(i))
         return shape
 
-    def _safe(self, token: str) -> bool:
-        safe = self._safe_tokens.get(token)
-        if safe is None:
-            safe = self._safe_tokens[token] = self._token_safe(token)
-        return safe
 
-    def _token_safe(self, token: str) -> bool:
-        return (
-            bool(_TOKEN.match(token))
-            and any("a" <= c <= "z" for c in token)
-            and self._resolver.resolve(yaml.ScalarNode, token, (True, False)) == _STR_TAG
-        )
+@functools.lru_cache(maxsize=1 << 16)
+def inert_token(value: str) -> bool:
+    """Whether ``value`` can be swapped into serialised YAML or JSON text for another such
+    value without changing how anything around it is serialised: plain characters, not
+    placeholder-like, a string wherever it stands alone."""
+    return (
+        bool(_TOKEN.match(value))
+        and any("a" <= c <= "z" for c in value)
+        and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG
+    )
 
 
 def _in_a_key(shape: str) -> bool:
@@ -201,18 +207,13 @@ def iter_files(
     def team(folder_uid: str) -> str:
         return titles.get(parents.get(folder_uid) or "", "")
 
+    shaped = ShapeTexts()
     yaml_shapes = TextShapes(dump_yaml)
     rule_files = RuleFileText(yaml_shapes)
-    exact: dict[str, bool] = {}  # per dashboard shape: whether its file text is the model's
     for board in rendered.dashboards:
-        text = None
-        if board.file_text is not None and not board.built and board.shape is not None:
-            text = board.file_text()
-            if board.shape not in exact:
-                exact[board.shape] = text == dump_json(board.model)
-            text = text if exact[board.shape] else None
         path = f"{DASHBOARDS_DIR}/{board.folder_uid}/{board.uid}.json"
-        yield path, dump_json(board.model) if text is None else text
+        made = None if board.built else board.file_text  # a built model may have changed since
+        yield path, shaped(board.shape, made, partial(_board_json, board))
     providers = [
         {
             "name": f"{MANAGER}-{folder_uid}",
@@ -233,40 +234,86 @@ def iter_files(
     if providers:
         yield GRAFANA_DASHBOARD_PROVIDER, dump_yaml({"apiVersion": 1, "providers": providers})
     for group in rendered.rule_groups:
-        uids = [str(r.get("uid", "")) for r in group.rules]
-        boards = [
-            str((r.get("annotations") or {}).get("__dashboardUid__", "")) for r in group.rules
-        ]
-        tokens = [group.service, team(group.folder_uid), group.folder_uid, *uids, *boards]
-        service_tokens = tokens[:3]
-        yield (
-            f"{GRAFANA_ALERTING_DIR}/{group.service}.yaml",
-            rule_files(
-                {
-                    "apiVersion": 1,
-                    "groups": [
-                        {
-                            "orgId": 1,
-                            "name": group.title,
-                            "folder": titles.get(group.folder_uid, group.folder_uid),
-                            "interval": format_seconds(group.interval_seconds),
-                            "rules": [_file_rule(r) for r in group.rules],
-                        }
-                    ],
-                },
-                tokens,
-                service_tokens,
-                uids=True,
-            ),
-        )
+
+        def alerting_text(group: RuleGroup = group) -> str:
+            uids = [str(r.get("uid", "")) for r in group.rules]
+            boards = [
+                str((r.get("annotations") or {}).get("__dashboardUid__", "")) for r in group.rules
+            ]
+            tokens = [group.service, team(group.folder_uid), group.folder_uid, *uids, *boards]
+            document = alerting_document(group, titles.get(group.folder_uid, group.folder_uid))
+            return rule_files(document, tokens, tokens[:3], uids=True)
+
+        path = f"{GRAFANA_ALERTING_DIR}/{group.service}.yaml"
+        yield path, shaped(group.shape, group.file_text, alerting_text)
     teams = {g.service: team(g.folder_uid) for g in rendered.rule_groups}
     for rule_file in rendered.prometheus_rules:
-        tokens = [rule_file.service, teams.get(rule_file.service, "")]
-        yield (
-            f"{PROMETHEUS_DIR}/{rule_file.file_name}",
-            rule_files(rule_file.document, tokens, tokens),
-        )
+
+        def prometheus_text(rule_file: PrometheusRuleFile = rule_file) -> str:
+            tokens = [rule_file.service, teams.get(rule_file.service, "")]
+            return rule_files(rule_file.document, tokens, tokens)
+
+        path = f"{PROMETHEUS_DIR}/{rule_file.file_name}"
+        yield path, shaped(rule_file.shape, rule_file.file_text, prometheus_text)
     yield from rendered.extra_files.items()
+
+
+class ShapeTexts:
+    """File texts that the renderer made per shape, without serialising (``file_text``).
+
+    The first file of every shape is serialised directly and compared with its made text; a
+    shape whose text differs is serialised directly from then on.
+    """
+
+    def __init__(self) -> None:
+        self._exact: dict[str, bool] = {}
+
+    def __call__(
+        self,
+        shape: str | None,
+        made: Callable[[], str | None] | None,
+        direct: Callable[[], str],
+    ) -> str:
+        """``made()`` once the shape's first is known to equal ``direct()``; ``None`` from it
+        means this file could not be made."""
+        if shape is None or made is None:
+            return direct()
+        exact = self._exact.get(shape)
+        if exact is None:
+            text = direct()
+            self._exact[shape] = made() == text
+            return text
+        text_made = made() if exact else None
+        return direct() if text_made is None else text_made
+
+
+def _board_json(board: Dashboard) -> str:
+    return dump_json(board.model)
+
+
+def alerting_document(group: RuleGroup, folder_title: str) -> dict[str, Any]:
+    """Grafana's file-provisioning form of a rule group, in the folder titled ``folder_title``."""
+    return {
+        "apiVersion": 1,
+        "groups": [
+            {
+                "orgId": 1,
+                "name": group.title,
+                "folder": folder_title,
+                "interval": format_seconds(group.interval_seconds),
+                "rules": [file_rule(r) for r in group.rules],
+            }
+        ],
+    }
+
+
+def rule_items(rules: Iterable[dict[str, Any]]) -> str | None:
+    """Rules as the end of a rule file's one group (the items of its ``rules:`` list, which
+    sorts last); ``None`` when a multi-line string would need indenting on its own terms."""
+    rules = list(rules)
+    if "\\n" in jsontext.dumps(rules):
+        return None
+    return "".join(_indented(dump_yaml([rule])) for rule in rules)
 
 
 def _rule_uids(rule: dict[str, Any]) -> list[str]:
@@ -275,29 +322,36 @@ def _rule_uids(rule: dict[str, Any]) -> list[str]:
     return [str(rule.get("uid", "")), str(board)]
 
 
-def _file_rule(rule: dict[str, Any]) -> dict[str, Any]:
+def file_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """File provisioning takes the API rule minus the fields the file's group already sets."""
     return {k: v for k, v in rule.items() if k not in ("folderUID", "ruleGroup", "orgID")}
 
 
 def write_all(rendered: Rendered, out_dir: Path) -> list[Path]:
     """Write every output file under ``out_dir``; returns the paths written, sorted."""
-    # Each file is written by a thread as soon as it is made: the file system's waits overlap
-    # with making the next ones.
-    writes: dict[Path, Future[int]] = {}
-    made: set[Path] = set()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for rel, content in iter_files(rendered):
-            path = out_dir / rel
-            if path.parent not in made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made.add(path.parent)
-            if path in writes:  # the same path twice: the last content wins, as in a dict
-                writes[path].result()
-            writes[path] = pool.submit(path.write_bytes, content.encode())
-        for write in writes.values():
-            write.result()  # an error writing any file is raised here
-    return sorted(writes)
+    return write_files(iter_files(rendered), out_dir)
+
+
+def write_files(files: Iterable[tuple[str, str]], out_dir: Path) -> list[Path]:
+    """Write (relative path, content) pairs under ``out_dir``; returns the paths, sorted.
+
+    A path given twice gets its last content.
+    """
+    contents = dict(files)
+    root = os.fspath(out_dir)
+    for directory in sorted({os.path.dirname(rel) for rel in contents}):
+        os.makedirs(os.path.join(root, directory), exist_ok=True)
+    # One thread, and no file objects: writing a fleet's files is thousands of file creations,
+    # which cost the kernel the same from any thread, and Python's overhead per file adds up.
+    for rel, content in contents.items():
+        fd = os.open(os.path.join(root, rel), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            data = content.encode()
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+    return sorted(out_dir / rel for rel in contents)
 
 
 def paths_of(files: Iterable[str]) -> list[str]:

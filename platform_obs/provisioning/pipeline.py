@@ -7,7 +7,7 @@ every problem found. Nothing reaches Grafana unless this returned.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,8 +15,13 @@ from platform_obs.provisioning import backstage, policy, validate
 from platform_obs.provisioning.model import Folder, Problem, Rendered, ValidationFailed
 from platform_obs.provisioning.render.definitions import AlertDefinition
 from platform_obs.provisioning.render.service import Renderer
+from platform_obs.provisioning.side_process import start
 from platform_obs.provisioning.spec import ServiceSpec, read_specs
 from platform_obs.provisioning.templates import Templates, load_templates
+
+#: From this many services on, the last checks run in a second process where one can (below,
+#: starting it costs more than it saves).
+SIDE_PROCESS_FROM = 64
 
 
 @dataclass
@@ -63,6 +68,7 @@ def build(
     warnings: list[Problem] | None = None,
     backstage_catalog: bool = False,
     grafana_url: str | None = None,
+    meanwhile: Callable[[Rendered], None] | None = None,
 ) -> Rendered:
     """Load service configs (files or directories), render and validate everything.
 
@@ -71,6 +77,10 @@ def build(
     ``<templates_dir>/policies/platform.yaml``, else the packaged one; its warnings are appended
     to ``warnings`` when given. ``backstage_catalog`` adds Backstage catalog files to
     ``extra_files``; ``grafana_url`` only makes their dashboard links absolute.
+
+    ``meanwhile`` is given the rendered objects while the last checks may still run (in another
+    process): it may prepare in memory what the caller will do, and must write nothing. It is
+    not called when a check already failed; its work is discarded when a later one fails.
     """
     # Every stage runs on whatever it can, so one round of fixes addresses every problem.
     problems: list[Problem] = []
@@ -102,15 +112,38 @@ def build(
     # checks guarantee. Their output is still checked, so its problems are reported too.
     broken = {p.file for p in problems}
     result = render_all([s for s in specs if s.file not in broken], templates)
-    problems.extend(
-        validate.check_rendered(
-            result.rendered, result.definitions, specs, run_promtool=run_promtool
+    rendered = result.rendered
+
+    def check() -> list[Problem]:
+        return validate.check_rendered(
+            rendered, result.definitions, specs, run_promtool=run_promtool
         )
+
+    def finish() -> None:
+        if backstage_catalog:
+            rendered.extra_files.update(
+                backstage.catalog_files(rendered, specs, grafana_url=grafana_url)
+            )
+        if meanwhile is not None:
+            meanwhile(rendered)
+
+    # A fleet's checks run in a second process while this one finishes (and serialises) the
+    # output; a broken config, a small fleet or nothing to do meanwhile is checked first, here.
+    side = (
+        start(check)
+        if not problems
+        and (backstage_catalog or meanwhile is not None)
+        and len(rendered.services) >= SIDE_PROCESS_FROM
+        else None
     )
+    if side is None:
+        problems.extend(check())
+        if not problems:
+            finish()
+    else:
+        with side:
+            finish()
+            problems.extend(side.result())
     if problems:
         raise ValidationFailed(problems)
-    if backstage_catalog:
-        result.rendered.extra_files.update(
-            backstage.catalog_files(result.rendered, specs, grafana_url=grafana_url)
-        )
-    return result.rendered
+    return rendered

@@ -20,12 +20,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from platform_obs.provisioning import jsontext, model
+from platform_obs.provisioning import jsontext, model, outputs
 from platform_obs.provisioning.render.alerts import build_rule, group_title, render_rule_group
 from platform_obs.provisioning.render.dashboards import (
     dashboard_tags,
@@ -62,6 +63,8 @@ class _First:
 
 
 _SENTINELS = (_NAME, _TEAM, _FILE, _UID, _TAGS)
+#: What a rule file's text template holds for a service's values (see ``_text_template``).
+_MARK = re.compile(rf"{_NAME}|{_TEAM}|QPOV[0-9]+Q")
 
 
 @dataclass
@@ -211,9 +214,20 @@ class Renderer:
             repr(stand_in),
             spec,
             lambda: render_recording_file(spec, self.templates),
-            lambda: _text_shape(render_recording_file(stand_in, self.templates)),
+            lambda: self._recording_shape(stand_in),
             _recording_apply,
         )
+
+    def _recording_shape(self, stand_in: ServiceSpec) -> _RecordingShape | None:
+        rule_file = render_recording_file(stand_in, self.templates)
+        text = jsontext.dumps(_data(rule_file))
+        if _derived_sentinel(text):
+            return None
+        template = None
+        if rule_file is not None:
+            document = rule_file.document
+            template = _FileTemplate(lambda: _marked(outputs.dump_yaml(document), []))
+        return text, template, next(self._numbers)
 
     # --- alerting -----------------------------------------------------------------------------
 
@@ -248,10 +262,23 @@ class Renderer:
                 rule["uid"] = rule["folderUID"] = ""
                 rule.get("annotations", {}).pop("__dashboardUid__", None)
         text = jsontext.dumps(data)
-        return None if _derived_sentinel(text) else (text, recipes, next(self._numbers))
+        if _derived_sentinel(text):
+            return None
+        shape: _AlertingShape = (text, recipes, next(self._numbers), None, None)
+        # The files' texts: the stand-in's, with the values derived from its name (uids) marked
+        defns, group, rule_file = self._alerting_apply(shape, stand_in)
+        values = _uid_values(defns, folder_uid)
+        grafana = prometheus = None
+        if group is not None:
+            document = outputs.alerting_document(group, folders_for(stand_in)[-1].title)
+            grafana = _FileTemplate(lambda: _marked(outputs.dump_yaml(document), values))
+        if rule_file is not None:
+            rules = rule_file.document
+            prometheus = _FileTemplate(lambda: _marked(outputs.dump_yaml(rules), values))
+        return (*shape[:3], grafana, prometheus)
 
     def _alerting_apply(self, shape: _AlertingShape, spec: ServiceSpec) -> _Alerting:
-        text, recipes, number = shape
+        text, recipes, number, grafana, prometheus = shape
         raw_defns, raw_group, raw_file = jsontext.loads(_real(text, spec))
         folder_uid = folders_for(spec)[-1].uid
         defns = []
@@ -266,14 +293,25 @@ class Renderer:
                 if defn.dashboard_uid is not None and defn.panel_id is not None:
                     rule["annotations"]["__dashboardUid__"] = defn.dashboard_uid
                     rule["annotations"] = dict(sorted(rule["annotations"].items()))
+        values = _uid_values(defns, folder_uid)
+        marks = _marks(spec, values)
+        if raw_group is not None:
             group = model.RuleGroup(
                 raw_group["service"],
                 folder_uid,
                 raw_group["title"],
                 raw_group["interval_seconds"],
                 tuple(raw_group["rules"]),
+                file_text=_made(grafana, marks),
+                shape=f"{number}:grafana",
             )
-        rule_file = model.PrometheusRuleFile(**raw_file) if raw_file is not None else None
+        rule_file = None
+        if raw_file is not None:
+            rule_file = model.PrometheusRuleFile(
+                **raw_file,
+                file_text=_made(prometheus, marks),
+                shape=f"{number}:rules",
+            )
         return defns, group, rule_file
 
 
@@ -281,8 +319,17 @@ class Renderer:
 #: has to be made from the model); the shape's number.
 _BoardsShape = tuple[list[tuple[str, str, str, "str | None"]], int]
 #: Text of a shape's definitions, rule group and rule file; per definition the parts of its uid
-#: and its dashboard's template; the shape's number.
-_AlertingShape = tuple[str, list[tuple[tuple[str, ...], "str | None"]], int]
+#: and its dashboard's template; the shape's number; its Grafana and Prometheus rule files'
+#: templates.
+_AlertingShape = tuple[
+    str,
+    list[tuple[tuple[str, ...], "str | None"]],
+    int,
+    "_FileTemplate | None",
+    "_FileTemplate | None",
+]
+#: Text of a shape's recording file, the file's template, the shape's number.
+_RecordingShape = tuple[str, "_FileTemplate | None", int]
 _Alerting = tuple[
     list[AlertDefinition], "model.RuleGroup | None", "model.PrometheusRuleFile | None"
 ]
@@ -308,22 +355,94 @@ def _with_custom_alerts(spec: ServiceSpec, folder_uid: str, base: _Alerting) -> 
     title, datasource = group_title(spec), spec.datasources.prometheus
     added = tuple(build_rule(d, datasource, folder_uid, title) for d in customs)
     document = jsontext.loads(jsontext.dumps(rule_file.document))  # the shape's copy is not shared
-    document["groups"][0]["rules"].extend(prometheus_rule(d) for d in customs)
+    prometheus_rules = [prometheus_rule(d) for d in customs]
+    document["groups"][0]["rules"].extend(prometheus_rules)
+    # a rule file's text ends with its rules: the custom ones follow the shape's text
+    grafana_added = [outputs.file_rule(r) for r in added]
     return (
         defns,
-        dataclasses.replace(group, rules=group.rules + added),
-        dataclasses.replace(rule_file, document=document),
+        dataclasses.replace(
+            group,
+            rules=group.rules + added,
+            file_text=_followed_by(group.file_text, grafana_added),
+            shape=group.shape and f"{group.shape}+custom",
+        ),
+        dataclasses.replace(
+            rule_file,
+            document=document,
+            file_text=_followed_by(rule_file.file_text, prometheus_rules),
+            shape=rule_file.shape and f"{rule_file.shape}+custom",
+        ),
     )
 
 
-def _text_shape(rule_file: model.PrometheusRuleFile | None) -> str | None:
-    text = jsontext.dumps(_data(rule_file))
-    return None if _derived_sentinel(text) else text
+def _followed_by(
+    text: Callable[[], str | None] | None, rules: list[dict[str, Any]]
+) -> Callable[[], str | None] | None:
+    if text is None:
+        return None
+
+    def made() -> str | None:
+        head, tail = text(), outputs.rule_items(rules)
+        return None if head is None or tail is None else head + tail
+
+    return made
 
 
-def _recording_apply(text: str, spec: ServiceSpec) -> model.PrometheusRuleFile | None:
+def _uid_values(defns: list[AlertDefinition], folder_uid: str) -> list[str]:
+    """The values derived from a service's name that its rule files may hold, in shape order."""
+    return [folder_uid, *(d.uid for d in defns), *(d.dashboard_uid or "" for d in defns)]
+
+
+class _FileTemplate:
+    """A shape's file text with the values of its stand-in marked, made when first filled in
+    (``validate`` and ``plan`` write no files)."""
+
+    def __init__(self, make: Callable[[], str | None]) -> None:
+        self._make: Callable[[], str | None] | None = make
+        self._text: str | None = None
+
+    def fill(self, marks: dict[str, str]) -> str | None:
+        """The text with a service's values (``None`` where the shape has no text)."""
+        if self._make is not None:
+            self._text, self._make = self._make(), None
+        if self._text is None:
+            return None
+        return _MARK.sub(lambda m: marks[m[0]], self._text)
+
+
+def _marked(text: str, values: list[str]) -> str | None:
+    """A stand-in's file text with its derived ``values`` marked; ``None`` if any other value
+    derived from a sentinel is left (it could not be filled in)."""
+    for i in sorted(range(len(values)), key=lambda i: -len(values[i])):
+        if values[i]:
+            text = text.replace(values[i], f"QPOV{i}Q")
+    return None if _derived_sentinel(text) or _FILE in text else text
+
+
+def _marks(spec: ServiceSpec, values: list[str]) -> dict[str, str] | None:
+    """What a service's file text has for each mark of a template; ``None`` where a value could
+    change how the text around it is serialised."""
+    if not all(map(outputs.inert_token, [spec.name, spec.team, *filter(None, values)])):
+        return None
+    marks = {_NAME: spec.name, _TEAM: spec.team}
+    marks.update((f"QPOV{i}Q", value) for i, value in enumerate(values))
+    return marks
+
+
+def _recording_apply(shape: _RecordingShape, spec: ServiceSpec) -> model.PrometheusRuleFile | None:
+    text, template, number = shape
     data = jsontext.loads(_real(text, spec))
-    return None if data is None else model.PrometheusRuleFile(**data)
+    if data is None:
+        return None
+    made = _made(template, _marks(spec, []))
+    return model.PrometheusRuleFile(**data, file_text=made, shape=f"{number}:slo")
+
+
+def _made(
+    template: _FileTemplate | None, marks: dict[str, str] | None
+) -> Callable[[], str | None] | None:
+    return None if template is None or marks is None else partial(template.fill, marks)
 
 
 def _derived_sentinel(text: str) -> bool:
