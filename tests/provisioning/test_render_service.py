@@ -229,3 +229,82 @@ def test_dashboard_files_made_from_shapes_equal_the_models(tmp_path: Path) -> No
     for board in reference.dashboards:
         board.file_text = None  # serialise every model
     assert fast == outputs.render_files(reference)
+
+
+def _without_made_texts(rendered: Any) -> Any:
+    """The same objects, every file to be serialised directly."""
+    import dataclasses
+
+    for board in rendered.dashboards:
+        board.file_text = None
+    rendered.rule_groups = [dataclasses.replace(g, file_text=None) for g in rendered.rule_groups]
+    rendered.prometheus_rules = [
+        dataclasses.replace(f, file_text=None) for f in rendered.prometheus_rules
+    ]
+    return rendered
+
+
+def test_rule_files_made_from_shape_templates_equal_direct_serialisation(tmp_path: Path) -> None:
+    """Every service's Grafana and Prometheus rule files (custom alerts appended, hashed uids,
+    dots, a name inside its team's), not only the first of each shape, are exactly the
+    documents serialised."""
+    from platform_obs.provisioning import outputs
+    from platform_obs.provisioning.pipeline import render_all
+
+    names = ["checkout", "checkout-2", "a.b.c", "pay", "x" * 36, "y" * 36, "orders_v2", "z"]
+    for i, name in enumerate(names):
+        expr = f'queue{{service_name="{name}"}} > 1'
+        customs = [{"name": "Backlog", "expr": expr, "summary": f"{name}: backlog"}]
+        data = config(
+            service=name,
+            team="payments",
+            receiver="payments-oncall",
+            slos=SLOS,
+            tier=2,
+            custom_alerts=customs if i % 2 else None,
+        )
+        write(tmp_path, data, f"{i:02d}.yaml")
+    specs = load_specs([tmp_path])
+    rendered = render_all(specs, templates()).rendered
+    made = {g.service: g.shape for g in rendered.rule_groups if g.file_text is not None}
+    # the first of the shape is rendered directly; "pay" (inside its team's name) is a shape
+    # of its own
+    assert set(made) == set(names) - {"a.b.c", "pay"}, made
+    assert made["y" * 36].endswith("+custom") and not made["x" * 36].endswith("+custom")
+    assert sum(f.file_text is not None for f in rendered.prometheus_rules) >= 12
+    reference = _without_made_texts(render_all(specs, templates()).rendered)
+    assert outputs.render_files(rendered) == outputs.render_files(reference)
+
+
+def test_a_made_rule_file_text_that_differs_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first file of every shape is serialised and compared: a template that would give
+    other text is not trusted for the rest of its shape."""
+    from platform_obs.provisioning import outputs
+    from platform_obs.provisioning.pipeline import render_all
+    from platform_obs.provisioning.render import service
+
+    specs = _fleet(tmp_path)
+    real_fill = service._FileTemplate.fill
+    monkeypatch.setattr(
+        service._FileTemplate, "fill", lambda self, marks: f"{real_fill(self, marks)}# drift\n"
+    )
+    files = outputs.render_files(render_all(specs, templates()).rendered)
+    assert not any("# drift" in text for text in files.values())
+    reference = _without_made_texts(render_all(specs, templates()).rendered)
+    assert files == outputs.render_files(reference)
+
+
+def test_names_yaml_would_not_read_as_strings_get_rule_files_serialised(tmp_path: Path) -> None:
+    from platform_obs.provisioning import outputs
+    from platform_obs.provisioning.pipeline import render_all
+
+    for i, name in enumerate(["orders", "carts", "123", "on", "true", "0x1f"]):
+        write(tmp_path, config(service=name, team="payments", receiver="r", tier=2), f"{i}.yaml")
+    specs = load_specs([tmp_path])
+    rendered = render_all(specs, templates()).rendered
+    made = {g.service for g in rendered.rule_groups if g.file_text is not None}
+    assert made <= {"orders", "carts"}, "a name that is not plainly a string is never swapped in"
+    reference = _without_made_texts(render_all(specs, templates()).rendered)
+    assert outputs.render_files(rendered) == outputs.render_files(reference)

@@ -106,10 +106,11 @@ class Renderer:
         # Custom alerts are left out of the shared shapes (see the module's docstring).
         own = dataclasses.replace(spec, custom_alerts=())
         stand_in = dataclasses.replace(stand_in, custom_alerts=())
-        boards = self._dashboards(own, stand_in)
-        base = self._alerting(own, stand_in, folders[-1].uid)
+        key = repr(stand_in)  # the shape: equal stand-ins render alike
+        boards = self._dashboards(own, stand_in, key)
+        base = self._alerting(own, stand_in, key, folders[-1].uid)
         defns, group, rule_file = _with_custom_alerts(spec, folders[-1].uid, base)
-        recordings = self._recording_file(own, stand_in)
+        recordings = self._recording_file(own, stand_in, key)
         return ServiceOutput(folders, boards, defns, group, rule_file, recordings)
 
     def _memo(
@@ -142,10 +143,12 @@ class Renderer:
 
     # --- dashboards ---------------------------------------------------------------------------
 
-    def _dashboards(self, spec: ServiceSpec, stand_in: ServiceSpec) -> list[model.Dashboard]:
+    def _dashboards(
+        self, spec: ServiceSpec, stand_in: ServiceSpec, key: str
+    ) -> list[model.Dashboard]:
         return self._memo(
             self._boards,
-            repr(stand_in),
+            key,
             spec,
             lambda: render_dashboards(spec, self.templates)[1],
             lambda: self._dashboards_shape(stand_in),
@@ -207,11 +210,11 @@ class Renderer:
     # --- SLO recording rules ----------------------------------------------------------------------
 
     def _recording_file(
-        self, spec: ServiceSpec, stand_in: ServiceSpec
+        self, spec: ServiceSpec, stand_in: ServiceSpec, key: str
     ) -> model.PrometheusRuleFile | None:
         return self._memo(
             self._recordings,
-            repr(stand_in),
+            key,
             spec,
             lambda: render_recording_file(spec, self.templates),
             lambda: self._recording_shape(stand_in),
@@ -231,10 +234,12 @@ class Renderer:
 
     # --- alerting -----------------------------------------------------------------------------
 
-    def _alerting(self, spec: ServiceSpec, stand_in: ServiceSpec, folder_uid: str) -> _Alerting:
+    def _alerting(
+        self, spec: ServiceSpec, stand_in: ServiceSpec, key: str, folder_uid: str
+    ) -> _Alerting:
         return self._memo(
             self._alerts,
-            repr(stand_in),
+            key,
             spec,
             lambda: _render_alerting(spec, self.templates, folder_uid),
             lambda: self._alerting_shape(stand_in),
@@ -468,24 +473,10 @@ def _real(text: str, spec: ServiceSpec) -> str:
     return text.replace(_NAME, spec.name).replace(_TEAM, spec.team).replace(_FILE, file)
 
 
-def _strings(obj: Any) -> Any:
-    """Every string value in a spec (recursively), for the sentinel check."""
-    if isinstance(obj, str):
-        yield obj
-    elif dataclasses.is_dataclass(obj):
-        for f in dataclasses.fields(obj):
-            yield from _strings(getattr(obj, f.name))
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _strings(k)
-            yield from _strings(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _strings(v)
-
-
 def _has_sentinel(spec: ServiceSpec) -> bool:
-    return any(s.lower() in text.lower() for text in _strings(spec) for s in _SENTINELS)
+    # A string's repr spells out its letters, and no field or class name holds a sentinel.
+    text = repr(spec).lower()
+    return any(s.lower() in text for s in _SENTINELS)
 
 
 def _swap(obj: Any, spec: ServiceSpec) -> Any:
