@@ -78,6 +78,8 @@ def _is_duration_key(path: str, key: str) -> bool:
 
 
 def _string_problem(text: str, *, free_text: bool) -> str | None:
+    if text.isascii() and text.isprintable():  # no control, format or surrogate character
+        return None if free_text or text == text.strip() else "leading or trailing whitespace"
     for char in text:
         category = unicodedata.category(char)
         if category == "Cs":
