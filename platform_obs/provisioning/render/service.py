@@ -63,7 +63,7 @@ class _First:
 
 
 _SENTINELS = (_NAME, _TEAM, _FILE, _UID, _TAGS)
-#: What a rule file's text template holds for a service's values (see ``_text_template``).
+#: What a rule file's text template holds for a service's values (see ``_marked``).
 _MARK = re.compile(rf"{_NAME}|{_TEAM}|QPOV[0-9]+Q")
 
 
