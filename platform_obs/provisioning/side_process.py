@@ -69,7 +69,8 @@ class Pending(Generic[R]):
 
     def result(self) -> R:
         """The child's result; if the child failed, ``fn()`` run here (raising what it raises)."""
-        with os.fdopen(self._read_end, "rb") as pipe:
+        read_end, self._read_end = self._read_end, -1
+        with os.fdopen(read_end, "rb") as pipe:
             data = pipe.read()
         _, status = os.waitpid(self._pid, 0)
         self._reaped = True
@@ -89,7 +90,8 @@ class Pending(Generic[R]):
     ) -> None:
         if self._reaped:
             return
-        os.close(self._read_end)
+        if self._read_end >= 0:
+            os.close(self._read_end)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self._pid, signal.SIGKILL)
         os.waitpid(self._pid, 0)
