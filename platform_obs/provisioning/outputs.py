@@ -159,7 +159,7 @@ class RuleFileText:
         if not (isinstance(groups, list) and len(groups) == 1 and groups[0].get("rules")):
             return self.shapes(doc, tokens)
         rules = groups[0]["rules"]
-        if "\\n" in jsontext.dumps(rules):  # a multi-line string indents its own lines
+        if _multi_line(rules):
             return self.shapes(doc, tokens)
         head = {**doc, "groups": [{**groups[0], "rules": []}]}
         head_text = self.shapes(head, tokens)
@@ -281,7 +281,9 @@ class ShapeTexts:
         exact = self._exact.get(shape)
         if exact is None:
             text = direct()
-            self._exact[shape] = made() == text
+            first = made()
+            if first is not None:  # a file that could not be made says nothing of its shape
+                self._exact[shape] = first == text
             return text
         text_made = made() if exact else None
         return direct() if text_made is None else text_made
@@ -311,9 +313,15 @@ def rule_items(rules: Iterable[dict[str, Any]]) -> str | None:
     """Rules as the end of a rule file's one group (the items of its ``rules:`` list, which
     sorts last); ``None`` when a multi-line string would need indenting on its own terms."""
     rules = list(rules)
-    if "\\n" in jsontext.dumps(rules):
+    if _multi_line(rules):
         return None
     return "".join(_indented(dump_yaml([rule])) for rule in rules)
+
+
+def _multi_line(rules: list[dict[str, Any]]) -> bool:
+    """Whether a string in ``rules`` spans lines: YAML indents those on its own terms, so the
+    rules' text cannot be indented as a block."""
+    return "\\n" in jsontext.dumps(rules)
 
 
 def _rule_uids(rule: dict[str, Any]) -> list[str]:

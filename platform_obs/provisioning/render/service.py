@@ -299,7 +299,6 @@ class Renderer:
                     rule["annotations"]["__dashboardUid__"] = defn.dashboard_uid
                     rule["annotations"] = dict(sorted(rule["annotations"].items()))
         values = _uid_values(defns, folder_uid)
-        marks = _marks(spec, values)
         if raw_group is not None:
             group = model.RuleGroup(
                 raw_group["service"],
@@ -307,14 +306,14 @@ class Renderer:
                 raw_group["title"],
                 raw_group["interval_seconds"],
                 tuple(raw_group["rules"]),
-                file_text=_made(grafana, marks),
+                file_text=_made(grafana, spec, values),
                 shape=f"{number}:grafana",
             )
         rule_file = None
         if raw_file is not None:
             rule_file = model.PrometheusRuleFile(
                 **raw_file,
-                file_text=_made(prometheus, marks),
+                file_text=_made(prometheus, spec, values),
                 shape=f"{number}:rules",
             )
         return defns, group, rule_file
@@ -440,14 +439,23 @@ def _recording_apply(shape: _RecordingShape, spec: ServiceSpec) -> model.Prometh
     data = jsontext.loads(_real(text, spec))
     if data is None:
         return None
-    made = _made(template, _marks(spec, []))
+    made = _made(template, spec, [])
     return model.PrometheusRuleFile(**data, file_text=made, shape=f"{number}:slo")
 
 
 def _made(
-    template: _FileTemplate | None, marks: dict[str, str] | None
+    template: _FileTemplate | None, spec: ServiceSpec, values: list[str]
 ) -> Callable[[], str | None] | None:
-    return None if template is None or marks is None else partial(template.fill, marks)
+    """The service's file text from ``template``, checked and filled in when asked for (only
+    ``render`` writes files)."""
+    if template is None:
+        return None
+
+    def made() -> str | None:
+        marks = _marks(spec, values)
+        return None if marks is None else template.fill(marks)
+
+    return made
 
 
 def _derived_sentinel(text: str) -> bool:
