@@ -7,6 +7,7 @@ every problem found. Nothing reaches Grafana unless this returned.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,8 +20,8 @@ from platform_obs.provisioning.side_process import start
 from platform_obs.provisioning.spec import ServiceSpec, read_specs
 from platform_obs.provisioning.templates import Templates, load_templates
 
-#: From this many services on, the last checks run in a second process where one can (below,
-#: starting it costs more than it saves).
+#: From this many services on, a second process renders and checks the fleet where one can
+#: (below, starting it costs more than it saves).
 SIDE_PROCESS_FROM = 64
 
 
@@ -111,39 +112,36 @@ def build(
     # Render only configs without problems of their own: the renderer may rely on what the
     # checks guarantee. Their output is still checked, so its problems are reported too.
     broken = {p.file for p in problems}
-    result = render_all([s for s in specs if s.file not in broken], templates)
-    rendered = result.rendered
+    to_render = [s for s in specs if s.file not in broken]
 
-    def check() -> list[Problem]:
+    def checked(result: RenderResult) -> list[Problem]:
         return validate.check_rendered(
-            rendered, result.definitions, specs, run_promtool=run_promtool
+            result.rendered, result.definitions, specs, run_promtool=run_promtool
         )
 
-    def finish() -> None:
-        if backstage_catalog:
-            rendered.extra_files.update(
-                backstage.catalog_files(rendered, specs, grafana_url=grafana_url)
-            )
-        if meanwhile is not None:
-            meanwhile(rendered)
-
-    # A fleet's checks run in a second process while this one finishes (and serialises) the
-    # output; a broken config, a small fleet or nothing to do meanwhile is checked first, here.
+    # A fleet is rendered and checked in a second process while this one renders it again and
+    # serialises the output: the fork shares only the configs, so neither pays for copying the
+    # other's pages. A broken config, a small fleet or nothing to do meanwhile: one process.
     side = (
-        start(check)
+        start(lambda: checked(render_all(to_render, templates)), lambda: checked(result))
         if not problems
         and (backstage_catalog or meanwhile is not None)
-        and len(rendered.services) >= SIDE_PROCESS_FROM
+        and len(to_render) >= SIDE_PROCESS_FROM
         else None
     )
-    if side is None:
-        problems.extend(check())
+    with side if side is not None else contextlib.nullcontext():
+        result = render_all(to_render, templates)
+        if side is None:
+            problems.extend(checked(result))
         if not problems:
-            finish()
-    else:
-        with side:
-            finish()
+            if backstage_catalog:
+                result.rendered.extra_files.update(
+                    backstage.catalog_files(result.rendered, specs, grafana_url=grafana_url)
+                )
+            if meanwhile is not None:
+                meanwhile(result.rendered)
+        if side is not None:
             problems.extend(side.result())
     if problems:
         raise ValidationFailed(problems)
-    return rendered
+    return result.rendered

@@ -1,8 +1,8 @@
 """Run a pure, CPU-bound function in a forked child while this process goes on with other work.
 
 Python runs one thread's code at a time, so the CLI uses one core. Checking a rendered fleet and
-serialising its files are independent: with a second core the checks run in a child — a fork
-sees the rendered objects without copying or pickling them — and send back only their verdict.
+serialising its files are independent: with a second core a child renders and checks the fleet —
+a fork sees the configs without copying or pickling them — and sends back only its verdict.
 
 Forking is safe only while this process has a single thread (a fork copies the locks other
 threads hold, not the threads). Where it is not safe, not available or not worth it,
@@ -29,11 +29,12 @@ def cores() -> int:
     return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
-def start(fn: Callable[[], R]) -> Pending[R] | None:
+def start(fn: Callable[[], R], fallback: Callable[[], R] | None = None) -> Pending[R] | None:
     """``fn()`` running in a forked child, or ``None`` where forking is unsafe or useless.
 
     ``fn`` must not write anything another process could see (files, stdout, network): its
-    result is all that comes back. Its result must pickle.
+    result is all that comes back. Its result must pickle. Should the child fail, the result is
+    ``fallback()`` (by default ``fn()``) run here: it may reuse what this process made meanwhile.
     """
     if not hasattr(os, "fork") or threading.active_count() != 1 or cores() < 2:
         return None
@@ -57,18 +58,19 @@ def start(fn: Callable[[], R]) -> Pending[R] | None:
         finally:
             os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
     os.close(write_end)
-    return Pending(pid, read_end, fn)
+    return Pending(pid, read_end, fallback or fn)
 
 
 class Pending(Generic[R]):
     """A child's result to come. Use as a context manager: leaving it unread stops the child."""
 
-    def __init__(self, pid: int, read_end: int, fn: Callable[[], R]) -> None:
-        self._pid, self._read_end, self._fn = pid, read_end, fn
+    def __init__(self, pid: int, read_end: int, fallback: Callable[[], R]) -> None:
+        self._pid, self._read_end, self._fallback = pid, read_end, fallback
         self._reaped = False
 
     def result(self) -> R:
-        """The child's result; if the child failed, ``fn()`` run here (raising what it raises)."""
+        """The child's result; if the child failed, the fallback run here (raising what it
+        raises)."""
         read_end, self._read_end = self._read_end, -1
         with os.fdopen(read_end, "rb") as pipe:
             data = pipe.read()
@@ -77,7 +79,7 @@ class Pending(Generic[R]):
         if os.waitstatus_to_exitcode(status) == 0 and data:
             result: R = pickle.loads(data)
             return result
-        return self._fn()
+        return self._fallback()
 
     def __enter__(self) -> Pending[R]:
         return self

@@ -7,6 +7,7 @@ interpreter (pytest itself may have threads).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,14 +21,21 @@ from platform_obs.provisioning import outputs, side_process
 from platform_obs.provisioning.pipeline import SIDE_PROCESS_FROM, build
 
 pytestmark = pytest.mark.skipif(
-    not hasattr(__import__("os"), "fork") or side_process.cores() < 2,
+    not hasattr(os, "fork") or side_process.cores() < 2,
     reason="a second process pays off only with fork and a second core",
 )
 
 
-def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _python(
+    code: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, check=False
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+        env=env,
     )
 
 
@@ -47,6 +55,9 @@ def fails_in_the_child():
 with side_process.start(fails_in_the_child) as pending:
     again = pending.result()
 
+with side_process.start(fails_in_the_child, lambda: "fallback") as pending:
+    fallback = pending.result()
+
 with side_process.start(lambda: __import__("time").sleep(600)) as pending:
     sleeper = pending._pid  # left unread: stopped and reaped on leaving the block
 try:
@@ -61,8 +72,8 @@ thread.start()
 threaded = side_process.start(os.getpid)
 release.set()
 thread.join()
-print(json.dumps({"parent": parent, "child": child, "again": again, "stopped": stopped,
-                  "threaded": threaded is None}))
+print(json.dumps({"parent": parent, "child": child, "again": again, "fallback": fallback,
+                  "stopped": stopped, "threaded": threaded is None}))
 """
 
 
@@ -72,22 +83,30 @@ def test_a_function_runs_in_a_child_and_every_failure_falls_back_here() -> None:
     seen = json.loads(run.stdout)
     assert seen["child"] != seen["parent"], "the result comes from another process"
     assert seen["again"] == "run here", "a child that failed means running the function here"
+    assert seen["fallback"] == "fallback", "... or the fallback given for it"
     assert seen["stopped"], "a child whose result is not read is stopped and reaped"
     assert seen["threaded"], "no fork while another thread is alive"
 
 
-#: Runs the CLI in this fresh process, recording whether the checks went to a second process.
+#: Runs the CLI in this fresh process, recording whether the checks went to a second process and
+#: which processes rendered the fleet (in the file named by ``RENDERS_LOG``).
 CLI = """
-import json, sys
+import json, os, sys
 from platform_obs.provisioning import pipeline
 
 forked = []
 real_start = pipeline.start
-def start(fn):
-    pending = real_start(fn)
+def start(fn, fallback=None):
+    pending = real_start(fn, fallback)
     forked.append(pending is not None)
     return pending
 pipeline.start = start
+real_render_all = pipeline.render_all
+def render_all(*args):
+    with open(os.environ["RENDERS_LOG"], "a") as log:
+        log.write(f"{os.getpid()} ")
+    return real_render_all(*args)
+pipeline.render_all = render_all
 from platform_obs.cli import main
 try:
     main(sys.argv[1:])
@@ -97,8 +116,8 @@ print(json.dumps({"forked": forked, "code": code}), file=sys.stderr)
 """
 
 
-def _cli(*args: str) -> tuple[dict[str, Any], str]:
-    run = _python(CLI, *args)
+def _cli(*args: str, renders: Path) -> tuple[dict[str, Any], str]:
+    run = _python(CLI, *args, env={**os.environ, "RENDERS_LOG": str(renders)})
     *lines, last = run.stderr.strip().splitlines()
     return json.loads(last), "\n".join(lines)
 
@@ -117,8 +136,11 @@ def test_a_fleet_renders_the_same_files_with_its_checks_in_a_second_process(
 ) -> None:
     configs = _fleet(tmp_path / "services")
     out = tmp_path / "out"
-    seen, errors = _cli("render", str(configs), "--out", str(out), "--no-promtool")
+    renders = tmp_path / "renders.log"
+    seen, errors = _cli("render", str(configs), "--out", str(out), "--no-promtool", renders=renders)
     assert seen == {"forked": [True], "code": 0}, errors
+    pids = renders.read_text().split()
+    assert len(pids) == len(set(pids)) == 2, "the child renders and checks; this process renders"
     expected = outputs.render_files(build([configs], run_promtool=False, backstage_catalog=True))
     written = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
     assert written == expected
@@ -138,7 +160,14 @@ def test_a_problem_found_in_the_second_process_means_nothing_is_written(
     configs = _fleet(tmp_path / "services")
     out = tmp_path / "out"
     seen, errors = _cli(
-        "render", str(configs), "--out", str(out), "--templates", str(templates), "--no-promtool"
+        "render",
+        str(configs),
+        "--out",
+        str(out),
+        "--templates",
+        str(templates),
+        "--no-promtool",
+        renders=tmp_path / "renders.log",
     )
     assert seen == {"forked": [True], "code": 1}, errors
     assert not out.exists(), "nothing is written when a check fails"
@@ -148,8 +177,11 @@ def test_a_problem_found_in_the_second_process_means_nothing_is_written(
 
 def test_a_small_fleet_is_checked_in_one_process(tmp_path: Path) -> None:
     configs = _fleet(tmp_path / "services", n=3)
-    seen, errors = _cli("render", str(configs), "--out", str(tmp_path / "out"), "--no-promtool")
+    renders = tmp_path / "renders.log"
+    out = str(tmp_path / "out")
+    seen, errors = _cli("render", str(configs), "--out", out, "--no-promtool", renders=renders)
     assert seen == {"forked": [], "code": 0}, errors
+    assert len(renders.read_text().split()) == 1, "rendered once, here"
 
 
 def test_files_are_written_with_the_last_content_of_a_path(tmp_path: Path) -> None:
