@@ -12,7 +12,9 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar, overload
+
+T = TypeVar("T")
 
 #: Marks everything this tool writes. Dashboards carry it as a tag, alert rules as a label
 #: (``managed_by``), folders as a uid prefix. Not proof of ownership on its own: see ``ownership``.
@@ -37,6 +39,58 @@ def stable_uid(*parts: str) -> str:
         return readable
     digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:10]
     return f"{readable[: UID_MAX_LEN - 11].rstrip('-')}-{digest}"
+
+
+class Deferred(Generic[T]):
+    """A value made when first asked for, then kept: most of a fleet's rendered data is read only
+    by some commands (``render`` writes rule files from their text and never reads the rules)."""
+
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make: Callable[[], T] | None = make
+        self._value: T | None = None
+
+    def get(self) -> T:
+        if self._make is not None:
+            self._value, self._make = self._make(), None
+        return self._value  # type: ignore[return-value]  # made above
+
+
+def made(value: T | Deferred[T]) -> T:
+    """The value itself, made first if it was deferred."""
+    return value.get() if isinstance(value, Deferred) else value
+
+
+def as_given(obj: object, name: str) -> Any:
+    """A :class:`Deferrable` field's value as given, :class:`Deferred` and not made if so (for
+    a value made from it, deferred in turn)."""
+    return obj.__dict__[f"_{name}"]
+
+
+class Deferrable(Generic[T]):
+    """A dataclass field that may be given as a :class:`Deferred`: it is made on first read.
+
+    Readers see a plain value; equality and ``repr`` read it too. No default value.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._key = f"_{name}"
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Deferrable[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | Deferrable[T]:
+        if obj is None:
+            raise AttributeError(self._key[1:])  # tells dataclasses the field has no default
+        value = obj.__dict__[self._key]
+        if isinstance(value, Deferred):
+            value = obj.__dict__[self._key] = value.get()
+        return value  # type: ignore[no-any-return]
+
+    def __set__(self, obj: object, value: T | Deferred[T]) -> None:
+        obj.__dict__[self._key] = value
 
 
 @dataclass(frozen=True)
@@ -171,7 +225,7 @@ class RuleGroup:
     folder_uid: str
     title: str
     interval_seconds: int
-    rules: tuple[dict[str, Any], ...]
+    rules: Deferrable[tuple[dict[str, Any], ...]] = Deferrable()
     #: Groups of one shape are the same file but for the service's values (``render.service``):
     #: its file text, made without serialising, and the shape it comes from.
     file_text: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
@@ -196,7 +250,7 @@ class PrometheusRuleFile:
     """
 
     service: str
-    document: dict[str, Any]
+    document: Deferrable[dict[str, Any]] = Deferrable()
     kind: str = "alerts"
     #: As :attr:`RuleGroup.file_text` and :attr:`RuleGroup.shape`.
     file_text: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)

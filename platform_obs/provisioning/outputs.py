@@ -86,7 +86,7 @@ class TextShapes:
 
     def __call__(self, data: Any, tokens: Sequence[str]) -> str:
         tokens = list(dict.fromkeys(t for t in tokens if t))
-        if not tokens or not all(map(inert_token, tokens)):
+        if not all(map(inert_token, tokens)):  # without tokens, a shape is a repeated document
             return self.dump(data)
         shape = self.shape(data, tokens)
         seen = self._texts.get(shape, _UNSEEN)

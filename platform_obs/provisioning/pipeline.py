@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from platform_obs.provisioning import backstage, policy, validate
-from platform_obs.provisioning.model import Folder, Problem, Rendered, ValidationFailed
+from platform_obs.provisioning.model import (
+    Deferrable,
+    Deferred,
+    Folder,
+    Problem,
+    Rendered,
+    ValidationFailed,
+    made,
+)
 from platform_obs.provisioning.render.definitions import AlertDefinition
 from platform_obs.provisioning.render.service import Renderer
 from platform_obs.provisioning.side_process import start
@@ -30,7 +39,8 @@ class RenderResult:
     """Rendered objects plus the alert definitions both rule outputs came from."""
 
     rendered: Rendered
-    definitions: list[AlertDefinition] = field(default_factory=list)
+    #: Made when first read: ``render`` writes rule files from their text and never reads them.
+    definitions: Deferrable[list[AlertDefinition]] = Deferrable()
 
 
 def render_specs(specs: Sequence[ServiceSpec], templates: Templates) -> Rendered:
@@ -40,14 +50,14 @@ def render_specs(specs: Sequence[ServiceSpec], templates: Templates) -> Rendered
 
 def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResult:
     rendered = Rendered()
-    definitions: list[AlertDefinition] = []
+    definitions: list[Any] = []  # each service's, deferred
     folders: dict[str, Folder] = {}
     renderer = Renderer(templates)  # configs of the same shape are rendered once
     for spec in sorted(specs, key=lambda s: s.name):
         out = renderer.render(spec)
         for folder in out.folders:  # team folders are shared: parents before children
             folders.setdefault(folder.uid, folder)
-        definitions.extend(out.definitions)
+        definitions.append(out.definitions)
         rendered.services.append(spec.name)
         rendered.teams[spec.name] = spec.team
         rendered.dashboards.extend(out.dashboards)
@@ -57,7 +67,8 @@ def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResu
         if out.recording_file is not None:
             rendered.prometheus_rules.append(out.recording_file)
     rendered.folders = sorted(folders.values(), key=lambda f: (f.parent_uid is not None, f.uid))
-    return RenderResult(rendered, definitions)
+    every = Deferred(lambda: [d for part in definitions for d in made(part)])
+    return RenderResult(rendered, every)
 
 
 def build(

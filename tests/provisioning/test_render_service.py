@@ -276,6 +276,54 @@ def test_rule_files_made_from_shape_templates_equal_direct_serialisation(tmp_pat
     assert outputs.render_files(rendered) == outputs.render_files(reference)
 
 
+def test_files_after_the_first_of_their_shape_are_made_without_reading_the_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The made texts are not only right but used: a shape is serialised once, for its check,
+    and the rules of its other services are never decoded."""
+    from collections import Counter
+
+    from platform_obs.provisioning import outputs
+    from platform_obs.provisioning.model import Deferred, as_given
+    from platform_obs.provisioning.pipeline import render_all
+
+    for i in range(6):
+        name = f"svc-{i}"
+        customs = [{"name": "Backlog", "expr": f'q{{service_name="{name}"}} > 1', "summary": "s"}]
+        data = config(
+            service=name,
+            team="payments",
+            receiver="payments-oncall",
+            slos=SLOS,
+            tier=2,
+            custom_alerts=customs if i % 2 else None,
+        )
+        write(tmp_path, data, f"{i}.yaml")
+    serialised: Counter[str] = Counter()
+    real_call = outputs.ShapeTexts.__call__
+
+    def call(self: Any, shape: str | None, made: Any, direct: Any) -> str:
+        def counted() -> str:
+            serialised[str(shape)] += 1
+            return str(direct())
+
+        return real_call(self, shape, made, counted)
+
+    monkeypatch.setattr(outputs.ShapeTexts, "__call__", call)
+    result = render_all(load_specs([tmp_path]), templates())
+    outputs.render_files(result.rendered)
+    unread = [
+        g.service for g in result.rendered.rule_groups if isinstance(as_given(g, "rules"), Deferred)
+    ]
+    # svc-0 is rendered directly; svc-1 and svc-2 are the first of their files' shapes (checked)
+    assert unread == ["svc-3", "svc-4", "svc-5"], "later services' rules are never decoded"
+    assert isinstance(as_given(result, "definitions"), Deferred)
+    del serialised["None"]  # files outside any shape (the dashboard provider file ...)
+    kinds = {shape.split(":", 1)[-1] for shape in serialised}
+    assert {"grafana", "grafana+custom", "rules", "rules+custom", "slo", "overview"} <= kinds
+    assert set(serialised.values()) == {1}, serialised
+
+
 def test_a_made_rule_file_text_that_differs_is_not_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

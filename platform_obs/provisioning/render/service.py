@@ -71,7 +71,8 @@ _MARK = re.compile(rf"{_NAME}|{_TEAM}|QPOV[0-9]+Q")
 class ServiceOutput:
     folders: list[model.Folder]
     dashboards: list[model.Dashboard]
-    definitions: list[AlertDefinition]
+    #: Deferred where ``plan`` and the checks read them and ``render`` does not.
+    definitions: list[AlertDefinition] | model.Deferred[list[AlertDefinition]]
     rule_group: model.RuleGroup | None
     rule_file: model.PrometheusRuleFile | None
     recording_file: model.PrometheusRuleFile | None = None
@@ -96,6 +97,8 @@ class Renderer:
         self._alerts: dict[str, Any] = {}
         self._recordings: dict[str, Any] = {}
         self._numbers = itertools.count()  # names shapes, for checks that run once per shape
+        # Rule files' templates are serialised rule by rule: shapes share most of their rules
+        self._rule_file_text = outputs.RuleFileText(outputs.TextShapes(outputs.dump_yaml))
         self.hits = 0
 
     def render(self, spec: ServiceSpec) -> ServiceOutput:
@@ -229,7 +232,7 @@ class Renderer:
         template = None
         if rule_file is not None:
             document = rule_file.document
-            template = _FileTemplate(lambda: _marked(outputs.dump_yaml(document), []))
+            template = _FileTemplate(lambda: _marked(self._yaml(document), []))
         return text, template, next(self._numbers)
 
     # --- alerting -----------------------------------------------------------------------------
@@ -257,89 +260,114 @@ class Renderer:
         for d in defns:
             tail = (d.template, d.rule_id) if d.template else ("custom", d.alert)
             recipes.append((tuple(str(p) for p in tail), by_uid.get(d.dashboard_uid or "")))
-        data = _data((defns, group, rule_file))
+        defns_data, group_data, file_data = _data((defns, group, rule_file))
         # Uids are recomputed for each service: blank them, then no derived form may be left.
-        for d in data[0]:
+        for d in defns_data:
             d["uid"] = d["dashboard_uid"] = None
-        if data[1] is not None:
-            data[1]["folder_uid"] = ""
-            for rule in data[1]["rules"]:
+        rules = document = None
+        if group_data is not None:
+            group_data["folder_uid"] = ""
+            rules = group_data.pop("rules")
+            for rule in rules:
                 rule["uid"] = rule["folderUID"] = ""
                 rule.get("annotations", {}).pop("__dashboardUid__", None)
-        text = jsontext.dumps(data)
-        if _derived_sentinel(text):
+        if file_data is not None:
+            document = file_data.pop("document")
+        # What every reader needs (the heads), apart from what only some read (the bodies)
+        heads = jsontext.dumps([group_data, file_data])
+        bodies = jsontext.dumps([defns_data, rules, document])
+        if _derived_sentinel(heads) or _derived_sentinel(bodies):
             return None
-        shape: _AlertingShape = (text, recipes, next(self._numbers), None, None)
-        # The files' texts: the stand-in's, with the values derived from its name (uids) marked
-        defns, group, rule_file = self._alerting_apply(shape, stand_in)
-        values = _uid_values(defns, folder_uid)
-        grafana = prometheus = None
+        shape = _AlertingShape(heads, bodies, recipes, next(self._numbers))
+        # The files' texts: the stand-in's as a service gets them (from the shape), with the
+        # values derived from its name (uids) marked
+        values = _uid_values(stand_in, shape.recipes, folder_uid)
+        _, group, rule_file = self._alerting_apply(shape, stand_in)
         if group is not None:
-            document = outputs.alerting_document(group, folders_for(stand_in)[-1].title)
-            grafana = _FileTemplate(lambda: _marked(outputs.dump_yaml(document), values))
+            grafana = outputs.alerting_document(group, folders_for(stand_in)[-1].title)
+            shape.grafana = _FileTemplate(lambda: _marked(self._yaml(grafana), values))
         if rule_file is not None:
-            rules = rule_file.document
-            prometheus = _FileTemplate(lambda: _marked(outputs.dump_yaml(rules), values))
-        return (*shape[:3], grafana, prometheus)
+            prometheus = rule_file.document
+            shape.prometheus = _FileTemplate(lambda: _marked(self._yaml(prometheus), values))
+        return shape
+
+    def _yaml(self, rule_file: dict[str, Any]) -> str:
+        """A stand-in's rule file as YAML (its names are sentinels, the same in every shape)."""
+        return self._rule_file_text(rule_file, [], [])
 
     def _alerting_apply(self, shape: _AlertingShape, spec: ServiceSpec) -> _Alerting:
-        text, recipes, number, grafana, prometheus = shape
-        raw_defns, raw_group, raw_file = jsontext.loads(_real(text, spec))
+        raw_group, raw_file = jsontext.loads(_real(shape.heads, spec))
         folder_uid = folders_for(spec)[-1].uid
-        defns = []
-        for i, ((tail, board), d) in enumerate(zip(recipes, raw_defns, strict=True)):
-            d["uid"] = model.stable_uid(spec.name, *(_real(p, spec) for p in tail))
-            d["dashboard_uid"] = dashboard_uid(spec.name, board) if board else None
-            defns.append(AlertDefinition(**d, shape=f"{number}:{i}"))
-        group = None
-        if raw_group is not None:
-            for rule, defn in zip(raw_group["rules"], defns, strict=True):
-                rule["uid"], rule["folderUID"] = defn.uid, folder_uid
-                if defn.dashboard_uid is not None and defn.panel_id is not None:
-                    rule["annotations"]["__dashboardUid__"] = defn.dashboard_uid
-                    rule["annotations"] = dict(sorted(rule["annotations"].items()))
-        values = _uid_values(defns, folder_uid)
+        bodies = model.Deferred(partial(_alerting_bodies, shape, spec, folder_uid))
+        values = partial(_uid_values, spec, shape.recipes, folder_uid)
+        group = rule_file = None
         if raw_group is not None:
             group = model.RuleGroup(
-                raw_group["service"],
-                folder_uid,
-                raw_group["title"],
-                raw_group["interval_seconds"],
-                tuple(raw_group["rules"]),
-                file_text=_made(grafana, spec, values),
-                shape=f"{number}:grafana",
+                **raw_group | {"folder_uid": folder_uid},
+                rules=model.Deferred(lambda: bodies.get()[1]),
+                file_text=_made(shape.grafana, spec, values),
+                shape=f"{shape.number}:grafana",
             )
-        rule_file = None
         if raw_file is not None:
             rule_file = model.PrometheusRuleFile(
                 **raw_file,
-                file_text=_made(prometheus, spec, values),
-                shape=f"{number}:rules",
+                document=model.Deferred(lambda: bodies.get()[2]),
+                file_text=_made(shape.prometheus, spec, values),
+                shape=f"{shape.number}:rules",
             )
-        return defns, group, rule_file
+        return model.Deferred(lambda: bodies.get()[0]), group, rule_file
+
+
+@dataclass
+class _AlertingShape:
+    """A shape's alert definitions, rule group and rule file as text with sentinels."""
+
+    #: The rule group and rule file without their rules (every command reads these).
+    heads: str
+    #: The definitions, the group's rules and the file's document (read by checks and ``plan``).
+    bodies: str
+    #: Per definition: the parts of its uid and its dashboard's template.
+    recipes: list[tuple[tuple[str, ...], str | None]]
+    number: int
+    #: The Grafana and Prometheus rule files' text templates.
+    grafana: _FileTemplate | None = None
+    prometheus: _FileTemplate | None = None
+
+
+def _alerting_bodies(
+    shape: _AlertingShape, spec: ServiceSpec, folder_uid: str
+) -> tuple[list[AlertDefinition], tuple[dict[str, Any], ...], dict[str, Any]]:
+    """A service's definitions, rules and rule file document (empty where the shape has no
+    rules), from its shape."""
+    raw_defns, rules, document = jsontext.loads(_real(shape.bodies, spec))
+    defns = []
+    for i, ((tail, board), d) in enumerate(zip(shape.recipes, raw_defns, strict=True)):
+        d["uid"] = model.stable_uid(spec.name, *(_real(p, spec) for p in tail))
+        d["dashboard_uid"] = dashboard_uid(spec.name, board) if board else None
+        defns.append(AlertDefinition(**d, shape=f"{shape.number}:{i}"))
+    for rule, defn in zip(rules or (), defns, strict=True):
+        rule["uid"], rule["folderUID"] = defn.uid, folder_uid
+        if defn.dashboard_uid is not None and defn.panel_id is not None:
+            rule["annotations"]["__dashboardUid__"] = defn.dashboard_uid
+            rule["annotations"] = dict(sorted(rule["annotations"].items()))
+    return defns, tuple(rules or ()), document or {}
 
 
 #: Per dashboard: its template, its text, its title's (as JSON) and its file's (``None`` when it
 #: has to be made from the model); the shape's number.
 _BoardsShape = tuple[list[tuple[str, str, str, "str | None"]], int]
-#: Text of a shape's definitions, rule group and rule file; per definition the parts of its uid
-#: and its dashboard's template; the shape's number; its Grafana and Prometheus rule files'
-#: templates.
-_AlertingShape = tuple[
-    str,
-    list[tuple[tuple[str, ...], "str | None"]],
-    int,
-    "_FileTemplate | None",
-    "_FileTemplate | None",
-]
 #: Text of a shape's recording file, the file's template, the shape's number.
 _RecordingShape = tuple[str, "_FileTemplate | None", int]
 _Alerting = tuple[
-    list[AlertDefinition], "model.RuleGroup | None", "model.PrometheusRuleFile | None"
+    "list[AlertDefinition] | model.Deferred[list[AlertDefinition]]",
+    "model.RuleGroup | None",
+    "model.PrometheusRuleFile | None",
 ]
 
 
-def _render_alerting(spec: ServiceSpec, templates: Templates, folder_uid: str) -> _Alerting:
+def _render_alerting(
+    spec: ServiceSpec, templates: Templates, folder_uid: str
+) -> tuple[list[AlertDefinition], model.RuleGroup | None, model.PrometheusRuleFile | None]:
     defns = resolve_alerts(spec, templates)
     if not defns:
         return defns, None, None
@@ -352,50 +380,67 @@ def _with_custom_alerts(spec: ServiceSpec, folder_uid: str, base: _Alerting) -> 
     customs = custom_alerts(spec)
     if not customs:
         return base
-    defns, group, rule_file = base
-    defns = [*defns, *customs]
+    base_defns, group, rule_file = base
     if group is None or rule_file is None:  # no template alerts: the group is all custom
+        defns = [*model.made(base_defns), *customs]
         return defns, render_rule_group(spec, folder_uid, defns), render_rule_file(spec, defns)
     title, datasource = group_title(spec), spec.datasources.prometheus
-    added = tuple(build_rule(d, datasource, folder_uid, title) for d in customs)
-    document = jsontext.loads(jsontext.dumps(rule_file.document))  # the shape's copy is not shared
-    prometheus_rules = [prometheus_rule(d) for d in customs]
-    document["groups"][0]["rules"].extend(prometheus_rules)
+    grafana_rules = model.Deferred(
+        lambda: [build_rule(d, datasource, folder_uid, title) for d in customs]
+    )
+    prometheus_rules = model.Deferred(lambda: [prometheus_rule(d) for d in customs])
+    shape_rules = model.as_given(group, "rules")
+    shape_document = model.as_given(rule_file, "document")
+
+    def rules() -> tuple[dict[str, Any], ...]:
+        return (*model.made(shape_rules), *grafana_rules.get())
+
+    def document() -> dict[str, Any]:
+        copied = jsontext.loads(jsontext.dumps(model.made(shape_document)))  # not the shape's
+        copied["groups"][0]["rules"].extend(prometheus_rules.get())
+        return copied  # type: ignore[no-any-return]
+
     # a rule file's text ends with its rules: the custom ones follow the shape's text
-    grafana_added = [outputs.file_rule(r) for r in added]
     return (
-        defns,
+        model.Deferred(lambda: [*model.made(base_defns), *customs]),
         dataclasses.replace(
             group,
-            rules=group.rules + added,
-            file_text=_followed_by(group.file_text, grafana_added),
+            rules=model.Deferred(rules),
+            file_text=_followed_by(
+                group.file_text, lambda: [outputs.file_rule(r) for r in grafana_rules.get()]
+            ),
             shape=group.shape and f"{group.shape}+custom",
         ),
         dataclasses.replace(
             rule_file,
-            document=document,
-            file_text=_followed_by(rule_file.file_text, prometheus_rules),
+            document=model.Deferred(document),
+            file_text=_followed_by(rule_file.file_text, prometheus_rules.get),
             shape=rule_file.shape and f"{rule_file.shape}+custom",
         ),
     )
 
 
 def _followed_by(
-    text: Callable[[], str | None] | None, rules: list[dict[str, Any]]
+    text: Callable[[], str | None] | None, rules: Callable[[], list[dict[str, Any]]]
 ) -> Callable[[], str | None] | None:
     if text is None:
         return None
 
     def made() -> str | None:
-        head, tail = text(), outputs.rule_items(rules)
+        head, tail = text(), outputs.rule_items(rules())
         return None if head is None or tail is None else head + tail
 
     return made
 
 
-def _uid_values(defns: list[AlertDefinition], folder_uid: str) -> list[str]:
-    """The values derived from a service's name that its rule files may hold, in shape order."""
-    return [folder_uid, *(d.uid for d in defns), *(d.dashboard_uid or "" for d in defns)]
+def _uid_values(
+    spec: ServiceSpec, recipes: list[tuple[tuple[str, ...], str | None]], folder_uid: str
+) -> list[str]:
+    """The values derived from a service's name that its rule files may hold, in shape order:
+    its folder's uid, its rules' uids, their dashboards' uids."""
+    uids = [model.stable_uid(spec.name, *(_real(p, spec) for p in tail)) for tail, _ in recipes]
+    boards = [dashboard_uid(spec.name, board) if board else "" for _, board in recipes]
+    return [folder_uid, *uids, *boards]
 
 
 class _FileTemplate:
@@ -439,12 +484,12 @@ def _recording_apply(shape: _RecordingShape, spec: ServiceSpec) -> model.Prometh
     data = jsontext.loads(_real(text, spec))
     if data is None:
         return None
-    made = _made(template, spec, [])
+    made = _made(template, spec, lambda: [])
     return model.PrometheusRuleFile(**data, file_text=made, shape=f"{number}:slo")
 
 
 def _made(
-    template: _FileTemplate | None, spec: ServiceSpec, values: list[str]
+    template: _FileTemplate | None, spec: ServiceSpec, values: Callable[[], list[str]]
 ) -> Callable[[], str | None] | None:
     """The service's file text from ``template``, checked and filled in when asked for (only
     ``render`` writes files)."""
@@ -452,7 +497,7 @@ def _made(
         return None
 
     def made() -> str | None:
-        marks = _marks(spec, values)
+        marks = _marks(spec, values())
         return None if marks is None else template.fill(marks)
 
     return made
@@ -467,6 +512,8 @@ def _data(obj: Any) -> Any:
     """Plain JSON-like data of rendered objects (for storing a shape and for comparing)."""
     if isinstance(obj, (list, tuple)):
         return [_data(v) for v in obj]
+    if isinstance(obj, model.Deferred):
+        return _data(obj.get())
     if isinstance(obj, model.Dashboard):
         return {"service": obj.service, "folder_uid": obj.folder_uid, "model": obj.model}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
