@@ -349,12 +349,16 @@ def render(
     if grafana_url is not None and (why := grafana_url_problem(grafana_url)):
         _fail(why, EXIT_INVALID)
     files: list[tuple[str, str]] = []  # made while the last checks run; written once they pass
+
+    def serialise(rendered: Rendered) -> None:
+        files[:] = iter_files(rendered)
+
     _build(
         paths,
         templates_dir,
         promtool,
         backstage_catalog=True,
-        meanwhile=lambda rendered: files.extend(iter_files(rendered)),
+        meanwhile=serialise,
         **_options(policy_file=policy_file, grafana_url=grafana_url),
     )
     try:

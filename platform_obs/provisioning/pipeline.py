@@ -41,6 +41,8 @@ class RenderResult:
     rendered: Rendered
     #: Made when first read: ``render`` writes rule files from their text and never reads them.
     definitions: Deferrable[list[AlertDefinition]] = Deferrable()
+    #: Whether every shape checked was exact (see :class:`Renderer`).
+    exact: bool = True
 
 
 def render_specs(specs: Sequence[ServiceSpec], templates: Templates) -> Rendered:
@@ -48,12 +50,18 @@ def render_specs(specs: Sequence[ServiceSpec], templates: Templates) -> Rendered
     return render_all(specs, templates).rendered
 
 
-def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResult:
+def render_all(
+    specs: Sequence[ServiceSpec], templates: Templates, *, verify: bool = True
+) -> RenderResult:
+    """Render every config; ``verify=False`` trusts shapes unchecked (see :class:`Renderer`)."""
     rendered = Rendered()
     definitions: list[Any] = []  # each service's, deferred
     folders: dict[str, Folder] = {}
-    renderer = Renderer(templates)  # configs of the same shape are rendered once
-    for spec in sorted(specs, key=lambda s: s.name):
+    renderer = Renderer(templates, verify=verify)  # configs of one shape are rendered once
+    ordered = sorted(specs, key=lambda s: s.name)
+    if not verify:
+        renderer.expect(ordered)
+    for spec in ordered:
         out = renderer.render(spec)
         for folder in out.folders:  # team folders are shared: parents before children
             folders.setdefault(folder.uid, folder)
@@ -68,7 +76,7 @@ def render_all(specs: Sequence[ServiceSpec], templates: Templates) -> RenderResu
             rendered.prometheus_rules.append(out.recording_file)
     rendered.folders = sorted(folders.values(), key=lambda f: (f.parent_uid is not None, f.uid))
     every = Deferred(lambda: [d for part in definitions for d in made(part)])
-    return RenderResult(rendered, every)
+    return RenderResult(rendered, every, renderer.exact)
 
 
 def build(
@@ -92,7 +100,8 @@ def build(
 
     ``meanwhile`` is given the rendered objects while the last checks may still run (in another
     process): it may prepare in memory what the caller will do, and must write nothing. It is
-    not called when a check already failed; its work is discarded when a later one fails.
+    not called when a check already failed; its work is discarded when a later one fails. It may
+    be called again with other objects (equal output): the last call's work is what counts.
     """
     # Every stage runs on whatever it can, so one round of fixes addresses every problem.
     problems: list[Problem] = []
@@ -130,29 +139,41 @@ def build(
             result.rendered, result.definitions, specs, run_promtool=run_promtool
         )
 
-    # A fleet is rendered and checked in a second process while this one renders it again and
-    # serialises the output: the fork shares only the configs, so neither pays for copying the
-    # other's pages. A broken config, a small fleet or nothing to do meanwhile: one process.
+    def verified() -> tuple[list[Problem], bool]:
+        result = render_all(to_render, templates)
+        return checked(result), result.exact
+
+    def finish(rendered: Rendered) -> None:
+        if backstage_catalog:
+            rendered.extra_files.update(
+                backstage.catalog_files(rendered, specs, grafana_url=grafana_url)
+            )
+        if meanwhile is not None:
+            meanwhile(rendered)
+
+    # A fleet is rendered and checked in a second process while this one renders it again,
+    # trusting every shape the second one checks, and serialises the output: the fork shares
+    # only the configs, so neither pays for copying the other's pages. A broken config, a small
+    # fleet or nothing to do meanwhile: one process.
     side = (
-        start(lambda: checked(render_all(to_render, templates)), lambda: checked(result))
+        start(verified)
         if not problems
         and (backstage_catalog or meanwhile is not None)
         and len(to_render) >= SIDE_PROCESS_FROM
         else None
     )
     with side if side is not None else contextlib.nullcontext():
-        result = render_all(to_render, templates)
+        result = render_all(to_render, templates, verify=side is None)
         if side is None:
             problems.extend(checked(result))
         if not problems:
-            if backstage_catalog:
-                result.rendered.extra_files.update(
-                    backstage.catalog_files(result.rendered, specs, grafana_url=grafana_url)
-                )
-            if meanwhile is not None:
-                meanwhile(result.rendered)
+            finish(result.rendered)
         if side is not None:
-            problems.extend(side.result())
+            found, exact = side.result()
+            problems.extend(found)
+            if not exact and not problems:  # a shape trusted here differs: render as checked
+                result = render_all(to_render, templates)
+                finish(result.rendered)
     if problems:
         raise ValidationFailed(problems)
     return result.rendered

@@ -58,8 +58,28 @@ def test_shapes_render_exactly_like_direct_rendering(tmp_path: Path) -> None:
     renderer = Renderer(templates())
     shared = [renderer.render(s) for s in specs]
     assert renderer.hits > 0, "the fleet should share shapes"
+    assert renderer.exact
     for spec, out in zip(specs, shared, strict=True):
         assert _data(out) == _data(render_service(spec, templates())), spec.name
+
+
+def test_trusted_shapes_render_like_checked_ones(tmp_path: Path) -> None:
+    """Unverified, every shape that comes back is built at once and used for all its configs;
+    a config unlike any other is rendered directly, as when verified."""
+    specs = _fleet(tmp_path)
+    write(tmp_path, config(service="lonely", team="solo", receiver="r", tier=1), "99.yaml")
+    specs = load_specs([tmp_path])
+    renderer = Renderer(templates(), verify=False)
+    renderer.expect(specs)
+    trusted = [renderer.render(s) for s in specs]
+    verified = Renderer(templates())
+    for spec in specs:
+        verified.render(spec)
+    assert renderer.hits > verified.hits, "the first of a shape is not rendered directly"
+    for spec, out in zip(specs, trusted, strict=True):
+        assert _data(out) == _data(render_service(spec, templates())), spec.name
+    lonely = next(out for spec, out in zip(specs, trusted, strict=True) if spec.name == "lonely")
+    assert all(b.shape is None for b in lonely.dashboards), "rendered directly"
 
 
 def test_a_shape_that_would_differ_is_switched_off(
@@ -84,6 +104,7 @@ def test_a_shape_that_would_differ_is_switched_off(
         assert [b.model["description"] for b in out.dashboards] == [spec.name[::-1]] * len(
             out.dashboards
         )
+    assert not renderer.exact, "a process that trusted the shapes must render again"
 
 
 def test_output_files_reuse_text_only_where_it_is_exact(

@@ -102,22 +102,29 @@ def start(fn, fallback=None):
     return pending
 pipeline.start = start
 real_render_all = pipeline.render_all
-def render_all(*args):
+def render_all(*args, **kwargs):
     with open(os.environ["RENDERS_LOG"], "a") as log:
-        log.write(f"{os.getpid()} ")
-    return real_render_all(*args)
+        log.write(f"{os.getpid()}:{'verified' if kwargs.get('verify', True) else 'trusted'} ")
+    return real_render_all(*args, **kwargs)
 pipeline.render_all = render_all
+if os.environ.get("SHAPES_DRIFT"):  # every shape gives other text than direct rendering
+    from platform_obs.provisioning.render import service
+    real_real = service._real
+    service._real = lambda text, spec: real_real(text, spec).replace("overview", "0verview")
 from platform_obs.cli import main
 try:
     main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
-print(json.dumps({"forked": forked, "code": code}), file=sys.stderr)
+print(json.dumps({"forked": forked, "code": code, "pid": os.getpid()}), file=sys.stderr)
 """
 
 
-def _cli(*args: str, renders: Path) -> tuple[dict[str, Any], str]:
-    run = _python(CLI, *args, env={**os.environ, "RENDERS_LOG": str(renders)})
+def _cli(*args: str, renders: Path, drift: bool = False) -> tuple[dict[str, Any], str]:
+    env = {**os.environ, "RENDERS_LOG": str(renders)}
+    if drift:
+        env["SHAPES_DRIFT"] = "1"
+    run = _python(CLI, *args, env=env)
     *lines, last = run.stderr.strip().splitlines()
     return json.loads(last), "\n".join(lines)
 
@@ -138,12 +145,34 @@ def test_a_fleet_renders_the_same_files_with_its_checks_in_a_second_process(
     out = tmp_path / "out"
     renders = tmp_path / "renders.log"
     seen, errors = _cli("render", str(configs), "--out", str(out), "--no-promtool", renders=renders)
-    assert seen == {"forked": [True], "code": 0}, errors
-    pids = renders.read_text().split()
-    assert len(pids) == len(set(pids)) == 2, "the child renders and checks; this process renders"
+    assert (seen["forked"], seen["code"]) == ([True], 0), errors
+    renders_by = dict(r.split(":") for r in renders.read_text().split())
+    assert sorted(renders_by.values()) == ["trusted", "verified"], renders_by
+    assert renders_by[str(seen["pid"])] == "trusted", "this process trusts the child's check"
     expected = outputs.render_files(build([configs], run_promtool=False, backstage_catalog=True))
     written = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
     assert written == expected
+
+
+def test_a_shape_the_second_process_finds_inexact_means_rendering_again_as_checked(
+    tmp_path: Path,
+) -> None:
+    """This process trusts the shapes the child checks; where one differs from direct
+    rendering, what this process made is never written."""
+    configs = _fleet(tmp_path / "services")
+    out = tmp_path / "out"
+    renders = tmp_path / "renders.log"
+    seen, errors = _cli(
+        "render", str(configs), "--out", str(out), "--no-promtool", renders=renders, drift=True
+    )
+    assert (seen["forked"], seen["code"]) == ([True], 0), errors
+    here = [r for r in renders.read_text().split() if r.startswith(f"{seen['pid']}:")]
+    assert here == [f"{seen['pid']}:trusted", f"{seen['pid']}:verified"]
+    written = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert not [path for path, text in written.items() if "0verview" in text]
+    assert written == outputs.render_files(
+        build([configs], run_promtool=False, backstage_catalog=True)
+    )
 
 
 def test_a_problem_found_in_the_second_process_means_nothing_is_written(
@@ -169,7 +198,7 @@ def test_a_problem_found_in_the_second_process_means_nothing_is_written(
         "--no-promtool",
         renders=tmp_path / "renders.log",
     )
-    assert seen == {"forked": [True], "code": 1}, errors
+    assert (seen["forked"], seen["code"]) == ([True], 1), errors
     assert not out.exists(), "nothing is written when a check fails"
     flagged = {line for line in errors.splitlines() if "$nosuchvariable" in line}
     assert len(flagged) == SIDE_PROCESS_FROM + 6, "every service's problem is reported"
@@ -180,8 +209,8 @@ def test_a_small_fleet_is_checked_in_one_process(tmp_path: Path) -> None:
     renders = tmp_path / "renders.log"
     out = str(tmp_path / "out")
     seen, errors = _cli("render", str(configs), "--out", out, "--no-promtool", renders=renders)
-    assert seen == {"forked": [], "code": 0}, errors
-    assert len(renders.read_text().split()) == 1, "rendered once, here"
+    assert (seen["forked"], seen["code"]) == ([], 0), errors
+    assert renders.read_text().split() == [f"{seen['pid']}:verified"], "rendered once, here"
 
 
 def test_files_are_written_with_the_last_content_of_a_path(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ import dataclasses
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -89,10 +90,20 @@ def render_service(spec: ServiceSpec, templates: Templates) -> ServiceOutput:
 
 
 class Renderer:
-    """Renders services, sharing the work between configs of the same shape."""
+    """Renders services, sharing the work between configs of the same shape.
 
-    def __init__(self, templates: Templates) -> None:
+    ``verify=False`` trusts every shape without rendering its first service directly: for a
+    process whose output is written only if another process, rendering the same configs with
+    ``verify=True``, found every shape exact (:attr:`exact`).
+    """
+
+    def __init__(self, templates: Templates, *, verify: bool = True) -> None:
         self.templates = templates
+        self.verify = verify
+        #: Whether every shape checked gave what direct rendering gives.
+        self.exact = True
+        self._prepared: dict[int, Any] = {}  # what :meth:`expect` prepared, by config
+        self._configs: Counter[str] = Counter()  # how many expected configs each shape has
         self._boards: dict[str, Any] = {}
         self._alerts: dict[str, Any] = {}
         self._recordings: dict[str, Any] = {}
@@ -101,15 +112,22 @@ class Renderer:
         self._rule_file_text = outputs.RuleFileText(outputs.TextShapes(outputs.dump_yaml))
         self.hits = 0
 
+    def expect(self, specs: Sequence[ServiceSpec]) -> None:
+        """Say which configs will be rendered: unverified, a shape is trusted only where it
+        comes back (a config unlike any other is rendered directly, as when verified)."""
+        for spec in specs:
+            prepared = self._prepared[id(spec)] = _prepare(spec)
+            if prepared is not None:
+                self._configs[prepared[2]] += 1
+
     def render(self, spec: ServiceSpec) -> ServiceOutput:
         folders = list(folders_for(spec))
-        if _has_sentinel(dataclasses.replace(spec, lines={})):
+        prepared = self._prepared.pop(id(spec), _UNSEEN)
+        if prepared is _UNSEEN:
+            prepared = _prepare(spec)
+        if prepared is None:
             return render_service(spec, self.templates)
-        stand_in = _stand_in(spec)
-        # Custom alerts are left out of the shared shapes (see the module's docstring).
-        own = dataclasses.replace(spec, custom_alerts=())
-        stand_in = dataclasses.replace(stand_in, custom_alerts=())
-        key = repr(stand_in)  # the shape: equal stand-ins render alike
+        own, stand_in, key = prepared
         boards = self._dashboards(own, stand_in, key)
         base = self._alerting(own, stand_in, key, folders[-1].uid)
         defns, group, rule_file = _with_custom_alerts(spec, folders[-1].uid, base)
@@ -131,13 +149,16 @@ class Renderer:
         the shortcut off for that shape.
         """
         seen = shapes.get(key, _UNSEEN)
-        if seen is _UNSEEN:
+        if seen is _UNSEEN and not self.verify and self._configs[key] > 1:
+            shapes[key] = seen = make_shape()
+        elif seen is _UNSEEN:
             out = direct()
             shapes[key] = _First(spec, out)
             return out
-        if isinstance(seen, _First):
+        elif isinstance(seen, _First):
             shape = make_shape()
             ok = shape is not None and _data(apply(shape, seen.spec)) == _data(seen.output)
+            self.exact = self.exact and (ok or shape is None)  # no shape: direct either way
             shapes[key] = seen = shape if ok else None
         if seen is None:
             return direct()
@@ -501,6 +522,17 @@ def _made(
         return None if marks is None else template.fill(marks)
 
     return made
+
+
+def _prepare(spec: ServiceSpec) -> tuple[ServiceSpec, ServiceSpec, str] | None:
+    """The config without its custom alerts, its stand-in and its shape's key; ``None`` for a
+    config that holds a sentinel (rendered directly)."""
+    if _has_sentinel(dataclasses.replace(spec, lines={})):
+        return None
+    # Custom alerts are left out of the shared shapes (see the module's docstring).
+    own = dataclasses.replace(spec, custom_alerts=())
+    stand_in = dataclasses.replace(_stand_in(spec), custom_alerts=())
+    return own, stand_in, repr(stand_in)  # the key: equal stand-ins render alike
 
 
 def _derived_sentinel(text: str) -> bool:
