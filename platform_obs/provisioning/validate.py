@@ -896,6 +896,10 @@ class PromtoolRun:
 
     Started before the Python checks so the two run side by side; :meth:`problems` waits for it.
     Custom alerts are checked as written; template rules once per shape (see :func:`_shape_rule`).
+
+    An alerting rule's labels and annotations are checked apart from it, each distinct one once:
+    promtool parses every value as a Go template (most of its time), with a verdict that depends
+    on the key and text alone, and rules that differ only in a threshold share most of them.
     """
 
     def __init__(
@@ -914,6 +918,16 @@ class PromtoolRun:
         index: dict[str, int] = {}
         memo: dict[str, tuple[str, str]] = {}
         self.users: list[set[str]] = []  # per shape group: the services whose rules it stands for
+
+        def check(interval: Any, rule: dict[str, Any], service: str) -> None:
+            key = jsontext.dumps([interval, rule], sort_keys=True)
+            if key not in index:
+                index[key] = len(groups)
+                name = f"shape-{len(groups)}"
+                groups.append({"name": name, "interval": interval, "rules": [rule]})
+                self.users.append(set())
+            self.users[index[key]].add(service)
+
         for rule_file in rendered.prometheus_rules:
             spec = specs.get(rule_file.service)
             defns = self.by_service.get(rule_file.service, [])
@@ -925,15 +939,13 @@ class PromtoolRun:
                         i < len(defns) and defns[i].template is not None
                     )
                     shaped = _shape_rule(rule, spec, memo) if spec and templated else rule
-                    key = jsontext.dumps([group.get("interval"), shaped], sort_keys=True)
-                    if key not in index:
-                        index[key] = len(groups)
-                        name = f"shape-{len(groups)}"
-                        groups.append(
-                            {"name": name, "interval": group.get("interval"), "rules": [shaped]}
-                        )
-                        self.users.append(set())
-                    self.users[index[key]].add(rule_file.service)
+                    if "alert" in shaped:  # a recording rule's labels are not templates
+                        shaped = dict(shaped)
+                        for kind in ("labels", "annotations"):
+                            for key, text in (shaped.pop(kind, None) or {}).items():
+                                text_rule = {"alert": "Text", "expr": "1", kind: {key: text}}
+                                check(None, text_rule, rule_file.service)
+                    check(group.get("interval"), shaped, rule_file.service)
         self.path = Path(self._tmp.name) / "rules.yaml"
         # JSON is YAML, and much faster to write than block YAML (nobody reads this file)
         self.path.write_text(jsontext.dumps({"groups": groups}), encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -227,6 +228,48 @@ def test_one_promtool_process_per_command(tmp_path: Path, monkeypatch: pytest.Mo
     runs = log.read_text().splitlines()
     assert len(runs) == 1, runs
     assert runs[0].startswith("check rules")
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_parses_each_distinct_label_and_annotation_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """promtool's time is its template parsing, per label and annotation: rules that differ
+    only in a threshold share theirs, which are checked once, apart from the rules."""
+    bin_dir, copy = tmp_path / "bin", tmp_path / "input.json"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "promtool"
+    real = shutil.which("promtool")
+    wrapper.write_text(
+        f'#!/bin/sh\nfor a; do last="$a"; done\ncp "$last" {copy}\nexec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    configs = tmp_path / "services"
+    configs.mkdir()
+    for i in range(6):
+        alerts = {"high-error-ratio": {"threshold": 0.01 * (1 + i % 3)}}
+        data = config(service=f"svc-{i}", team="payments", receiver="r", tier=2, alerts=alerts)
+        write(configs, data, f"svc-{i}.yaml")
+    rendered = build([configs])
+    rules = [r for g in json.loads(copy.read_text())["groups"] for r in g["rules"]]
+    texts = [r for r in rules if r.get("alert") == "Text"]
+    alerting = [r for r in rules if "alert" in r and r not in texts]
+    assert alerting and not any("labels" in r or "annotations" in r for r in alerting)
+    pairs = [
+        (kind, *item)
+        for r in texts
+        for kind in ("labels", "annotations")
+        for item in r.get(kind, {}).items()
+    ]
+    assert len(pairs) == len(texts) == len(set(pairs)), "one label or annotation per rule, once"
+    in_files = sum(
+        len(r.get("labels", {})) + len(r.get("annotations", {}))
+        for f in rendered.prometheus_rules
+        if f.kind == "alerts"
+        for r in f.document["groups"][0]["rules"]
+    )
+    assert len(texts) < in_files / 5
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
