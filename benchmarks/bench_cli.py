@@ -21,6 +21,7 @@ seconds of kernel time that vary from run to run, for the floor as much as for t
     python benchmarks/bench_cli.py --max 1000         # stop at 1,000
     python benchmarks/bench_cli.py --sizes 50,500     # any sizes
     python benchmarks/bench_cli.py --latency-ms 20    # Grafana double answers after 20 ms
+    python benchmarks/bench_cli.py --repeat 5         # median of 5 runs (a shared machine is noisy)
 
 The first apply that fills the double is not timed here (benchmarks/bench_apply.py covers it).
 """
@@ -32,6 +33,7 @@ import gc
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,20 +110,30 @@ def write_configs(directory: Path, n: int) -> None:
         (directory / f"service-{i:04d}.yaml").write_text(service_config(i), encoding="utf-8")
 
 
-def timed(cmd: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + system) of one command in its own process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd[:3])} ... exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, cpu
+#: Runs of each command; the median is reported (``--repeat``).
+REPEAT = 1
 
 
-Row = tuple[str, tuple[float, float], int | None]
+def timed(cmd: Sequence[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Median wall seconds, median CPU seconds (user + system) and the spread of wall seconds
+    (max - min) of ``REPEAT`` runs of one command, each in its own process."""
+    runs = []
+    for _ in range(REPEAT):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode != 0:
+            sys.exit(f"{' '.join(cmd[:3])} ... exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+        runs.append(
+            (seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+        )
+    walls = sorted(wall for wall, _ in runs)
+    return statistics.median(walls), statistics.median(cpu for _, cpu in runs), walls[-1] - walls[0]
+
+
+Row = tuple[str, tuple[float, float, float], int | None]
 
 
 def measure(n: int, work: Path, latency: float) -> list[Row]:
@@ -146,7 +158,8 @@ def measure(n: int, work: Path, latency: float) -> list[Row]:
         if latency > 0:
             grafana.inject(delay=latency, times=10**9)
         env |= {"GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": grafana.token}
-        timed([*cli, "apply", str(configs), "--yes", "--no-progress"], env)  # fill it, untimed
+        fill = [*cli, "apply", str(configs), "--yes", "--no-progress"]
+        subprocess.run(fill, env=env, capture_output=True, check=True)  # untimed
         for command in ("plan", "apply"):
             grafana.reset_requests()
             extra = ["--yes", "--no-progress"] if command == "apply" else []
@@ -171,27 +184,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", help="comma-separated N values (default 10,100,1000,3000)")
     parser.add_argument("--max", type=int, help="only sizes up to this N")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="double's delay per request")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per command (median shown)")
     args = parser.parse_args(argv)
+    global REPEAT
+    REPEAT = max(1, args.repeat)
     _quiet_double_collector()
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(DEFAULT_SIZES)
     if args.max is not None:
         sizes = [n for n in sizes if n <= args.max]
     print(
-        f"{'N':>6} {'command':<9} {'seconds':>8} {'cpu s':>7} {'requests':>8} {'s/1000':>7} "
-        f"{'x floor':>8}"
+        f"{'N':>6} {'command':<9} {'seconds':>8} {'spread':>7} {'cpu s':>7} {'requests':>8} "
+        f"{'s/1000':>7} {'x floor':>8}"
     )
     over = []
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="po-bench-") as tmp:
             rows = measure(n, Path(tmp) / "work", args.latency_ms / 1000)
         floors = {c: s[0] for c, s, _ in rows if c.startswith("floor")}
-        for command, (seconds, cpu), requests in rows:
+        for command, (seconds, cpu, spread), requests in rows:
             floor = floors["floor*" if command.endswith("*") else "floor"]
             per_k = seconds / n * 1000
             req = "" if requests is None else str(requests)
             print(
-                f"{n:>6} {command:<9} {seconds:>8.2f} {cpu:>7.2f} {req:>8} {per_k:>7.2f} "
-                f"{seconds / floor:>7.1f}x"
+                f"{n:>6} {command:<9} {seconds:>8.2f} {spread:>7.2f} {cpu:>7.2f} {req:>8} "
+                f"{per_k:>7.2f} {seconds / floor:>7.1f}x"
             )
             target = TARGETS.get(command)
             if target is not None and n == 1000 and seconds > target:
