@@ -8,8 +8,9 @@ every problem found. Nothing reaches Grafana unless this returned.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from platform_obs.provisioning.model import (
     made,
 )
 from platform_obs.provisioning.render.definitions import AlertDefinition
-from platform_obs.provisioning.render.service import Renderer
+from platform_obs.provisioning.render.service import SHAPE_KINDS, Renderer
 from platform_obs.provisioning.side_process import start
 from platform_obs.provisioning.spec import ServiceSpec, read_specs
 from platform_obs.provisioning.templates import Templates, load_templates
@@ -32,6 +33,8 @@ from platform_obs.provisioning.templates import Templates, load_templates
 #: From this many services on, a second process renders and checks the fleet where one can
 #: (below, starting it costs more than it saves).
 SIDE_PROCESS_FROM = 64
+#: The shapes the process that serialises the output checks itself when there are two.
+CHECKED_HERE = frozenset({"dashboards"})
 
 
 @dataclass
@@ -51,16 +54,16 @@ def render_specs(specs: Sequence[ServiceSpec], templates: Templates) -> Rendered
 
 
 def render_all(
-    specs: Sequence[ServiceSpec], templates: Templates, *, verify: bool = True
+    specs: Sequence[ServiceSpec], templates: Templates, *, verify: Collection[str] = SHAPE_KINDS
 ) -> RenderResult:
-    """Render every config; ``verify=False`` trusts shapes unchecked (see :class:`Renderer`)."""
+    """Render every config, checking the shapes of the kinds in ``verify`` and trusting the
+    others (see :class:`Renderer`)."""
     rendered = Rendered()
     definitions: list[Any] = []  # each service's, deferred
     folders: dict[str, Folder] = {}
     renderer = Renderer(templates, verify=verify)  # configs of one shape are rendered once
     ordered = sorted(specs, key=lambda s: s.name)
-    if not verify:
-        renderer.expect(ordered)
+    renderer.expect(ordered)
     for spec in ordered:
         out = renderer.render(spec)
         for folder in out.folders:  # team folders are shared: parents before children
@@ -139,8 +142,8 @@ def build(
             result.rendered, result.definitions, specs, run_promtool=run_promtool
         )
 
-    def verified() -> tuple[list[Problem], bool]:
-        result = render_all(to_render, templates)
+    def rendered_and_checked(verify: Collection[str]) -> tuple[list[Problem], bool]:
+        result = render_all(to_render, templates, verify=verify)
         return checked(result), result.exact
 
     def finish(rendered: Rendered) -> None:
@@ -151,29 +154,38 @@ def build(
         if meanwhile is not None:
             meanwhile(rendered)
 
-    # A fleet is rendered and checked in a second process while this one renders it again,
-    # trusting every shape the second one checks, and serialises the output: the fork shares
-    # only the configs, so neither pays for copying the other's pages. A broken config, a small
-    # fleet or nothing to do meanwhile: one process.
+    # A fleet is rendered and checked in a second process while this one renders it again and
+    # serialises the output: the fork shares only the configs, so neither pays for copying the
+    # other's pages. Each process checks some kinds of shapes and trusts the others, which the
+    # other checks (this one takes the dashboards: it has no checks of the output to run).
+    # A broken config, a small fleet or nothing to do meanwhile: one process.
     side = (
-        start(verified)
+        start(
+            partial(rendered_and_checked, SHAPE_KINDS - CHECKED_HERE),
+            partial(rendered_and_checked, SHAPE_KINDS),
+        )
         if not problems
         and (backstage_catalog or meanwhile is not None)
         and len(to_render) >= SIDE_PROCESS_FROM
         else None
     )
     with side if side is not None else contextlib.nullcontext():
-        result = render_all(to_render, templates, verify=side is None)
+        result = render_all(
+            to_render, templates, verify=SHAPE_KINDS if side is None else CHECKED_HERE
+        )
         if side is None:
             problems.extend(checked(result))
         if not problems:
             finish(result.rendered)
         if side is not None:
             found, exact = side.result()
-            problems.extend(found)
-            if not exact and not problems:  # a shape trusted here differs: render as checked
+            if exact and result.exact:
+                problems.extend(found)
+            else:  # a shape one of the processes trusted differs: all again here, as checked
                 result = render_all(to_render, templates)
-                finish(result.rendered)
+                problems.extend(checked(result))
+                if not problems:
+                    finish(result.rendered)
     if problems:
         raise ValidationFailed(problems)
     return result.rendered

@@ -22,7 +22,7 @@ import itertools
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -49,6 +49,8 @@ from platform_obs.provisioning.render.prometheus_rules import (
 from platform_obs.provisioning.spec import ServiceSpec
 from platform_obs.provisioning.templates import Templates
 
+#: What a service gets from a shape: each kind is checked, or trusted, on its own.
+SHAPE_KINDS = frozenset({"dashboards", "alerting", "recording"})
 _NAME, _TEAM, _FILE = "QPOSERVICEQ", "QPOTEAMQ", "QPOFILEQ"
 _UID, _TAGS = "QPOUIDQ", "QPOTAGSQ"  # values a dashboard's file text gets per service
 _UNSEEN = object()
@@ -92,14 +94,15 @@ def render_service(spec: ServiceSpec, templates: Templates) -> ServiceOutput:
 class Renderer:
     """Renders services, sharing the work between configs of the same shape.
 
-    ``verify=False`` trusts every shape without rendering its first service directly: for a
-    process whose output is written only if another process, rendering the same configs with
-    ``verify=True``, found every shape exact (:attr:`exact`).
+    Shapes of the kinds in ``verify`` (all by default) are checked; the others are trusted
+    without rendering any config directly: for a process whose output is used only if another,
+    rendering the same configs and checking those kinds, found every shape exact (:attr:`exact`).
+    Two processes can so share the checking.
     """
 
-    def __init__(self, templates: Templates, *, verify: bool = True) -> None:
+    def __init__(self, templates: Templates, *, verify: Collection[str] = SHAPE_KINDS) -> None:
         self.templates = templates
-        self.verify = verify
+        self.verify = frozenset(verify)
         #: Whether every shape checked gave what direct rendering gives.
         self.exact = True
         self._prepared: dict[int, Any] = {}  # what :meth:`expect` prepared, by config
@@ -113,8 +116,8 @@ class Renderer:
         self.hits = 0
 
     def expect(self, specs: Sequence[ServiceSpec]) -> None:
-        """Say which configs will be rendered: unverified, a shape is trusted only where it
-        comes back (a config unlike any other is rendered directly, as when verified)."""
+        """Say which configs will be rendered, so shapes are built only for those that share
+        them and on first sight (a config unlike any other is rendered directly)."""
         for spec in specs:
             prepared = self._prepared[id(spec)] = _prepare(spec)
             if prepared is not None:
@@ -136,6 +139,7 @@ class Renderer:
 
     def _memo(
         self,
+        kind: str,
         shapes: dict[str, Any],
         key: str,
         spec: ServiceSpec,
@@ -143,14 +147,22 @@ class Renderer:
         make_shape: Callable[[], Any],
         apply: Callable[[Any, ServiceSpec], T],
     ) -> T:
-        """A shape is built when its key comes back: a config unlike any other costs one render.
+        """A shape is built for configs that share it: a config unlike any other costs one
+        render. Built, it is checked against the first service's direct rendering (unless
+        trusted); any difference turns the shortcut off for that shape.
 
-        Built, it is checked against the first service's direct rendering; any difference turns
-        the shortcut off for that shape.
+        Where :meth:`expect` said a key comes back, its shape is built on first sight, so the
+        first service gets the shape's output too; otherwise when the key comes back.
         """
         seen = shapes.get(key, _UNSEEN)
-        if seen is _UNSEEN and not self.verify and self._configs[key] > 1:
+        if seen is _UNSEEN and self._configs[key] > 1:
             shapes[key] = seen = make_shape()
+            if seen is not None and kind in self.verify:
+                out = direct()
+                if _data(apply(seen, spec)) != _data(out):
+                    self.exact = False
+                    shapes[key] = None
+                    return out
         elif seen is _UNSEEN:
             out = direct()
             shapes[key] = _First(spec, out)
@@ -171,6 +183,7 @@ class Renderer:
         self, spec: ServiceSpec, stand_in: ServiceSpec, key: str
     ) -> list[model.Dashboard]:
         return self._memo(
+            "dashboards",
             self._boards,
             key,
             spec,
@@ -237,6 +250,7 @@ class Renderer:
         self, spec: ServiceSpec, stand_in: ServiceSpec, key: str
     ) -> model.PrometheusRuleFile | None:
         return self._memo(
+            "recording",
             self._recordings,
             key,
             spec,
@@ -262,6 +276,7 @@ class Renderer:
         self, spec: ServiceSpec, stand_in: ServiceSpec, key: str, folder_uid: str
     ) -> _Alerting:
         return self._memo(
+            "alerting",
             self._alerts,
             key,
             spec,
