@@ -18,6 +18,7 @@ alerts, as direct rendering orders them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import re
@@ -67,7 +68,9 @@ class _First:
 
 _SENTINELS = (_NAME, _TEAM, _FILE, _UID, _TAGS)
 #: What a rule file's text template holds for a service's values (see ``_marked``).
-_MARK = re.compile(rf"{_NAME}|{_TEAM}|QPOV[0-9]+Q")
+_MARK = re.compile(rf"({_NAME}|{_TEAM}|QPOV[0-9]+Q)")
+#: ... and a dashboard file's (its uid and tags replace the JSON strings holding the sentinels).
+_BOARD_MARK = re.compile(rf'({_NAME}|{_TEAM}|{_FILE}|"{_UID}"|"{_TAGS}")')
 
 
 @dataclass
@@ -209,7 +212,7 @@ class Renderer:
         files = [
             None
             if any(jsontext.in_a_key(t, s) for s in _SENTINELS)
-            else jsontext.pretty(dict(b.model, uid=_UID, tags=_TAGS))
+            else _FileTemplate(partial(jsontext.pretty, dict(b.model, uid=_UID, tags=_TAGS)))
             for t, b in zip(texts, boards, strict=True)
         ]
         return list(zip(ids, texts, titles, files, strict=True)), next(self._numbers)
@@ -236,13 +239,16 @@ class Renderer:
         board["tags"] = dashboard_tags(spec, self.templates.dashboards[tid])
         return board
 
-    def _board_file(self, text: str, tid: str, spec: ServiceSpec) -> str:
+    def _board_file(self, template: _FileTemplate, tid: str, spec: ServiceSpec) -> str:
         tags = jsontext.pretty(dashboard_tags(spec, self.templates.dashboards[tid]))
-        return (
-            _real(text, spec)
-            .replace(f'"{_UID}"', jsontext.dumps(dashboard_uid(spec.name, tid)))
-            .replace(f'"{_TAGS}"', tags[:-1].replace("\n", "\n  "))  # a top-level key's value
-        )
+        marks = {
+            _NAME: spec.name,
+            _TEAM: spec.team,
+            _FILE: _in_json(spec.file),
+            f'"{_UID}"': jsontext.dumps(dashboard_uid(spec.name, tid)),
+            f'"{_TAGS}"': tags[:-1].replace("\n", "\n  "),  # a top-level key's value
+        }
+        return template.fill(marks, _BOARD_MARK) or ""  # a dashboard's text is never None
 
     # --- SLO recording rules ----------------------------------------------------------------------
 
@@ -335,7 +341,7 @@ class Renderer:
         raw_group, raw_file = jsontext.loads(_real(shape.heads, spec))
         folder_uid = folders_for(spec)[-1].uid
         bodies = model.Deferred(partial(_alerting_bodies, shape, spec, folder_uid))
-        values = partial(_uid_values, spec, shape.recipes, folder_uid)
+        values = model.Deferred(partial(_uid_values, spec, shape.recipes, folder_uid)).get
         group = rule_file = None
         if raw_group is not None:
             group = model.RuleGroup(
@@ -389,9 +395,9 @@ def _alerting_bodies(
     return defns, tuple(rules or ()), document or {}
 
 
-#: Per dashboard: its template, its text, its title's (as JSON) and its file's (``None`` when it
-#: has to be made from the model); the shape's number.
-_BoardsShape = tuple[list[tuple[str, str, str, "str | None"]], int]
+#: Per dashboard: its template, its text, its title's (as JSON) and its file's template
+#: (``None`` when it has to be made from the model); the shape's number.
+_BoardsShape = tuple[list[tuple[str, str, str, "_FileTemplate | None"]], int]
 #: Text of a shape's recording file, the file's template, the shape's number.
 _RecordingShape = tuple[str, "_FileTemplate | None", int]
 _Alerting = tuple[
@@ -481,19 +487,24 @@ def _uid_values(
 
 class _FileTemplate:
     """A shape's file text with the values of its stand-in marked, made when first filled in
-    (``validate`` and ``plan`` write no files)."""
+    (``validate`` and ``plan`` write no files) and cut at its marks once: a service's text is
+    then one join."""
 
     def __init__(self, make: Callable[[], str | None]) -> None:
         self._make: Callable[[], str | None] | None = make
-        self._text: str | None = None
+        self._parts: list[str] | None = None
 
-    def fill(self, marks: dict[str, str]) -> str | None:
-        """The text with a service's values (``None`` where the shape has no text)."""
+    def fill(self, marks: dict[str, str], pattern: re.Pattern[str] = _MARK) -> str | None:
+        """The text with a service's values (``None`` where the shape has no text).
+        ``pattern`` finds the marks (one group), the same on every call."""
         if self._make is not None:
-            self._text, self._make = self._make(), None
-        if self._text is None:
+            text, self._make = self._make(), None
+            self._parts = None if text is None else pattern.split(text)
+        parts = self._parts
+        if parts is None:
             return None
-        return _MARK.sub(lambda m: marks[m[0]], self._text)
+        # literal text at even indexes, marks at odd ones
+        return "".join([part if i % 2 == 0 else marks[part] for i, part in enumerate(parts)])
 
 
 def _marked(text: str, values: list[str]) -> str | None:
@@ -571,8 +582,17 @@ def _data(obj: Any) -> Any:
 
 def _real(text: str, spec: ServiceSpec) -> str:
     """Sentinels replaced by the service's own values (the file as a JSON string's content)."""
-    file = json.dumps(spec.file)[1:-1]
-    return text.replace(_NAME, spec.name).replace(_TEAM, spec.team).replace(_FILE, file)
+    if "QPO" not in text:  # what all sentinels start with
+        return text
+    return (
+        text.replace(_NAME, spec.name).replace(_TEAM, spec.team).replace(_FILE, _in_json(spec.file))
+    )
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _in_json(text: str) -> str:
+    """``text`` as the content of a JSON string."""
+    return json.dumps(text)[1:-1]
 
 
 def _has_sentinel(spec: ServiceSpec) -> bool:
