@@ -166,7 +166,7 @@ def measure(n: int, work: Path, latency: float) -> list[Row]:
             seconds = timed([*cli, command, str(configs), *extra], env)
             if grafana.writes():
                 sys.exit(f"{command} on an up-to-date Grafana wrote {len(grafana.writes())}")
-            rows.append((command, seconds, len(grafana.requests)))
+            rows.append((command, seconds, len(grafana.requests) // REPEAT))  # per run
     shutil.rmtree(work)
     return rows
 
