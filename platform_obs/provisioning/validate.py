@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -915,22 +915,19 @@ class PromtoolRun:
             self.by_service.setdefault(defn.service, []).append(defn)
         self._tmp = tempfile.TemporaryDirectory(prefix="po-rules-")
         groups: list[dict[str, Any]] = []
-        index: dict[str, int] = {}
+        index: dict[Hashable, int] = {}  # a rule's JSON, or a (kind, name, text) of one
         memo: dict[str, tuple[str, str]] = {}
         self.users: list[set[str]] = []  # per shape group: the services whose rules it stands for
 
-        def check(interval: Any, rule: dict[str, Any], service: str) -> None:
-            key = jsontext.dumps([interval, rule], sort_keys=True)
-            if key not in index:
-                index[key] = len(groups)
-                name = f"shape-{len(groups)}"
-                groups.append({"name": name, "interval": interval, "rules": [rule]})
-                self.users.append(set())
-            self.users[index[key]].add(service)
+        def add(key: Hashable, interval: Any, rule: dict[str, Any]) -> None:
+            index[key] = len(groups)
+            groups.append({"name": f"shape-{len(groups)}", "interval": interval, "rules": [rule]})
+            self.users.append(set())
 
         for rule_file in rendered.prometheus_rules:
-            spec = specs.get(rule_file.service)
-            defns = self.by_service.get(rule_file.service, [])
+            service = rule_file.service
+            spec = specs.get(service)
+            defns = self.by_service.get(service, [])
             for group in rule_file.document.get("groups", []):
                 for i, rule in enumerate(group.get("rules", [])):
                     # alerting rules map to definitions by position; recording rules all
@@ -942,10 +939,16 @@ class PromtoolRun:
                     if "alert" in shaped:  # a recording rule's labels are not templates
                         shaped = dict(shaped)
                         for kind in ("labels", "annotations"):
-                            for key, text in (shaped.pop(kind, None) or {}).items():
-                                text_rule = {"alert": "Text", "expr": "1", kind: {key: text}}
-                                check(None, text_rule, rule_file.service)
-                    check(group.get("interval"), shaped, rule_file.service)
+                            for name, text in (shaped.pop(kind, None) or {}).items():
+                                if (kind, name, text) not in index:
+                                    text_rule = {"alert": "Text", "expr": "1", kind: {name: text}}
+                                    add((kind, name, text), None, text_rule)
+                                self.users[index[kind, name, text]].add(service)
+                    interval = group.get("interval")
+                    key = jsontext.dumps([interval, shaped], sort_keys=True)
+                    if key not in index:
+                        add(key, interval, shaped)
+                    self.users[index[key]].add(service)
         self.path = Path(self._tmp.name) / "rules.yaml"
         # JSON is YAML, and much faster to write than block YAML (nobody reads this file)
         self.path.write_text(jsontext.dumps({"groups": groups}), encoding="utf-8")
