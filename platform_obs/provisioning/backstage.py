@@ -21,7 +21,7 @@ from typing import Any
 
 from platform_obs.provisioning import urls
 from platform_obs.provisioning.model import MANAGER, SERVICE_TAG_PREFIX, Rendered
-from platform_obs.provisioning.outputs import dump_yaml
+from platform_obs.provisioning.outputs import TextShapes, dump_yaml
 from platform_obs.provisioning.render.dashboards import dashboard_uid
 from platform_obs.provisioning.spec import ServiceSpec
 
@@ -97,6 +97,7 @@ def catalog_files(
 ) -> dict[str, str]:
     """``backstage/<service>.catalog-info.yaml`` for every rendered service."""
     files = {}
+    shaped = TextShapes(dump_yaml)  # entities differ in the service's values only
     boards: dict[str, list[str]] = {}
     for board in rendered.dashboards:
         boards.setdefault(board.service, []).append(board.uid)
@@ -105,7 +106,7 @@ def catalog_files(
         wanted = dashboard_uid(spec.name, OVERVIEW_TEMPLATE)
         overview = wanted if wanted in uids else None
         entity = catalog_entity(spec, uids, overview or (uids[0] if uids else None), grafana_url)
-        files[f"{DIR}/{spec.name}.catalog-info.yaml"] = _HEADER.format(
-            service=spec.name
-        ) + dump_yaml(entity)
+        files[f"{DIR}/{spec.name}.catalog-info.yaml"] = _HEADER.format(service=spec.name) + shaped(
+            entity, [spec.name, spec.team, *uids]
+        )
     return files

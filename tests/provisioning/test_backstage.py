@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from click.testing import CliRunner, Result
 from fixtures_render import EXAMPLE, config, write
@@ -112,3 +113,31 @@ def test_selectors_match_what_apply_created(tmp_path: Path, grafana: GrafanaDoub
             r"/d/([^?]+)\?orgId=1&kiosk", annotations["grafana/overview-dashboard"]
         ).group(1)  # type: ignore[union-attr]
         assert uid == f"{service}-overview" and uid in grafana.dashboards
+
+
+def test_a_fleet_s_catalog_files_are_serialised_once_per_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entities differ only in the service's values: their text is made once and filled in,
+    and is exactly each entity serialised (names YAML would read as other types included)."""
+    from platform_obs.provisioning import backstage
+    from platform_obs.provisioning.outputs import dump_yaml
+    from platform_obs.provisioning.pipeline import render_all
+    from platform_obs.provisioning.spec import load_specs
+    from platform_obs.provisioning.templates import load_templates
+
+    names = [f"svc-{i}" for i in range(8)] + ["on", "123", "pay"]
+    for name in names:
+        write(tmp_path, config(service=name, team="payments", receiver="r", tier=2), f"{name}.yaml")
+    specs = load_specs([tmp_path])
+    rendered = render_all(specs, load_templates()).rendered
+    dumped: list[Any] = []
+    monkeypatch.setattr(backstage, "dump_yaml", lambda data: dumped.append(data) or dump_yaml(data))
+    files = backstage.catalog_files(rendered, specs, grafana_url="https://grafana.example.com")
+    assert len(dumped) < len(names) / 2, "serialised per shape, not per service"
+    for spec in specs:
+        uids = [b.uid for b in rendered.dashboards if b.service == spec.name]
+        overview = next(u for u in uids if u.endswith("overview"))
+        entity = backstage.catalog_entity(spec, uids, overview, "https://grafana.example.com")
+        expected = backstage._HEADER.format(service=spec.name) + dump_yaml(entity)
+        assert files[f"backstage/{spec.name}.catalog-info.yaml"] == expected, spec.name
