@@ -137,14 +137,19 @@ def build(
     broken = {p.file for p in problems}
     to_render = [s for s in specs if s.file not in broken]
 
-    def checked(result: RenderResult) -> list[Problem]:
+    def checked(result: RenderResult, *, dashboards: bool = True) -> list[Problem]:
         return validate.check_rendered(
-            result.rendered, result.definitions, specs, run_promtool=run_promtool
+            result.rendered,
+            result.definitions,
+            specs,
+            run_promtool=run_promtool,
+            dashboards=dashboards,
         )
 
     def rendered_and_checked(verify: Collection[str]) -> tuple[list[Problem], bool]:
+        """(problems but the dashboards', whether every shape checked was exact)"""
         result = render_all(to_render, templates, verify=verify)
-        return checked(result), result.exact
+        return checked(result, dashboards=False), result.exact
 
     def finish(rendered: Rendered) -> None:
         if backstage_catalog:
@@ -157,7 +162,7 @@ def build(
     # A fleet is rendered and checked in a second process while this one renders it again and
     # serialises the output: the fork shares only the configs, so neither pays for copying the
     # other's pages. Each process checks some kinds of shapes and trusts the others, which the
-    # other checks (this one takes the dashboards: it has no checks of the output to run).
+    # other checks; this one checks the dashboards, the child everything else.
     # A broken config, a small fleet or nothing to do meanwhile: one process.
     side = (
         start(
@@ -175,6 +180,8 @@ def build(
         )
         if side is None:
             problems.extend(checked(result))
+        else:  # this process checked the dashboards' shapes: their checks are valid here
+            problems.extend(validate.check_dashboards(result.rendered, specs))
         if not problems:
             finish(result.rendered)
         if side is not None:
@@ -183,7 +190,7 @@ def build(
                 problems.extend(found)
             else:  # a shape one of the processes trusted differs: all again here, as checked
                 result = render_all(to_render, templates)
-                problems.extend(checked(result))
+                problems[:] = checked(result)
                 if not problems:
                     finish(result.rendered)
     if problems:

@@ -458,7 +458,10 @@ def check_rendered(
     specs: Sequence[ServiceSpec],
     *,
     run_promtool: bool = True,
+    dashboards: bool = True,
 ) -> list[Problem]:
+    """Every problem of rendered output; ``dashboards=False`` leaves out
+    :func:`check_dashboards` (run by another process)."""
     spec_by_service = {s.name: s for s in specs}
     # promtool (a separate process) runs while the Python checks below use the other core.
     binary = shutil.which("promtool") if run_promtool else None
@@ -467,7 +470,7 @@ def check_rendered(
         if binary and rendered.prometheus_rules
         else None
     )
-    problems = _check_dashboards(rendered, spec_by_service)
+    problems = _check_dashboards(rendered, spec_by_service) if dashboards else []
     problems += _check_definitions(definitions, spec_by_service)
     by_uid = {d.uid: d for d in definitions}
     for group in rendered.rule_groups:
@@ -478,6 +481,11 @@ def check_rendered(
     if promtool is not None:
         problems += promtool.problems()
     return problems
+
+
+def check_dashboards(rendered: Rendered, specs: Sequence[ServiceSpec]) -> list[Problem]:
+    """The rendered dashboards' problems (the first part of :func:`check_rendered`)."""
+    return _check_dashboards(rendered, {s.name: s for s in specs})
 
 
 def _check_dashboards(rendered: Rendered, specs: dict[str, ServiceSpec]) -> list[Problem]:

@@ -186,17 +186,22 @@ def test_a_shape_either_process_finds_inexact_means_rendering_again_as_checked(
     )
 
 
-def test_a_problem_found_in_the_second_process_means_nothing_is_written(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("template", "old", "new", "flag"),
+    [  # found by this process (dashboards), and by the child (alert rules)
+        ("dashboards/overview.yaml", "{${selector}})", "{${selector}}) * $nosuch", "$nosuch"),
+        ("alerts/high-error-ratio.yaml", "humanizePercentage }}", "humanizePercentage }", "{{"),
+    ],
+)
+def test_a_problem_either_process_finds_means_nothing_is_written(
+    tmp_path: Path, template: str, old: str, new: str, flag: str
 ) -> None:
     """A template problem only the checks of the rendered output find, on every service."""
     templates = tmp_path / "templates"
     shutil.copytree(REPO / "dashboards", templates / "dashboards")
     shutil.copytree(REPO / "alerts", templates / "alerts")
-    overview = templates / "dashboards" / "overview.yaml"
-    overview.write_text(
-        overview.read_text().replace("{${selector}})", "{${selector}}) * $nosuchvariable", 1)
-    )
+    edited = templates / template
+    edited.write_text(edited.read_text().replace(old, new, 1))
     configs = _fleet(tmp_path / "services")
     out = tmp_path / "out"
     seen, errors = _cli(
@@ -211,8 +216,9 @@ def test_a_problem_found_in_the_second_process_means_nothing_is_written(
     )
     assert (seen["forked"], seen["code"]) == ([True], 1), errors
     assert not out.exists(), "nothing is written when a check fails"
-    flagged = {line for line in errors.splitlines() if "$nosuchvariable" in line}
+    flagged = {line for line in errors.splitlines() if flag in line}
     assert len(flagged) == SIDE_PROCESS_FROM + 6, "every service's problem is reported"
+    assert all(template in line for line in flagged), errors
 
 
 def test_a_small_fleet_is_checked_in_one_process(tmp_path: Path) -> None:
