@@ -356,9 +356,7 @@ def test_a_made_rule_file_text_that_differs_is_not_used(
     specs = _fleet(tmp_path)
     real_fill = service._FileTemplate.fill
     monkeypatch.setattr(
-        service._FileTemplate,
-        "fill",
-        lambda self, marks, *pattern: f"{real_fill(self, marks, *pattern)}# drift\n",
+        service._FileTemplate, "fill", lambda self, marks: f"{real_fill(self, marks)}# drift\n"
     )
     files = outputs.render_files(render_all(specs, templates()).rendered)
     assert not any("# drift" in text for text in files.values())

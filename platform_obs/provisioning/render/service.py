@@ -212,7 +212,9 @@ class Renderer:
         files = [
             None
             if any(jsontext.in_a_key(t, s) for s in _SENTINELS)
-            else _FileTemplate(partial(jsontext.pretty, dict(b.model, uid=_UID, tags=_TAGS)))
+            else _FileTemplate(
+                partial(jsontext.pretty, dict(b.model, uid=_UID, tags=_TAGS)), _BOARD_MARK
+            )
             for t, b in zip(texts, boards, strict=True)
         ]
         return list(zip(ids, texts, titles, files, strict=True)), next(self._numbers)
@@ -248,7 +250,7 @@ class Renderer:
             f'"{_UID}"': jsontext.dumps(dashboard_uid(spec.name, tid)),
             f'"{_TAGS}"': tags[:-1].replace("\n", "\n  "),  # a top-level key's value
         }
-        return template.fill(marks, _BOARD_MARK) or ""  # a dashboard's text is never None
+        return template.fill(marks) or ""  # a dashboard's text is never None
 
     # --- SLO recording rules ----------------------------------------------------------------------
 
@@ -490,16 +492,16 @@ class _FileTemplate:
     (``validate`` and ``plan`` write no files) and cut at its marks once: a service's text is
     then one join."""
 
-    def __init__(self, make: Callable[[], str | None]) -> None:
+    def __init__(self, make: Callable[[], str | None], marks: re.Pattern[str] = _MARK) -> None:
         self._make: Callable[[], str | None] | None = make
+        self._pattern = marks  # one group: the mark
         self._parts: list[str] | None = None
 
-    def fill(self, marks: dict[str, str], pattern: re.Pattern[str] = _MARK) -> str | None:
-        """The text with a service's values (``None`` where the shape has no text).
-        ``pattern`` finds the marks (one group), the same on every call."""
+    def fill(self, marks: dict[str, str]) -> str | None:
+        """The text with a service's values (``None`` where the shape has no text)."""
         if self._make is not None:
             text, self._make = self._make(), None
-            self._parts = None if text is None else pattern.split(text)
+            self._parts = None if text is None else self._pattern.split(text)
         parts = self._parts
         if parts is None:
             return None
