@@ -58,14 +58,6 @@ _UNSEEN = object()
 T = TypeVar("T")
 
 
-@dataclass
-class _First:
-    """The only service of a shape so far, with its direct rendering."""
-
-    spec: ServiceSpec
-    output: Any
-
-
 _SENTINELS = (_NAME, _TEAM, _FILE, _UID, _TAGS)
 #: What a rule file's text template holds for a service's values (see ``_marked``).
 _MARK = re.compile(rf"({_NAME}|{_TEAM}|QPOV[0-9]+Q)")
@@ -119,8 +111,9 @@ class Renderer:
         self.hits = 0
 
     def expect(self, specs: Sequence[ServiceSpec]) -> None:
-        """Say which configs will be rendered, so shapes are built only for those that share
-        them and on first sight (a config unlike any other is rendered directly)."""
+        """Say which configs will be rendered: shapes are built only for configs that share
+        them, on first sight. A config not expected, or unlike any other, is rendered
+        directly."""
         for spec in specs:
             prepared = self._prepared[id(spec)] = _prepare(spec)
             if prepared is not None:
@@ -128,9 +121,7 @@ class Renderer:
 
     def render(self, spec: ServiceSpec) -> ServiceOutput:
         folders = list(folders_for(spec))
-        prepared = self._prepared.pop(id(spec), _UNSEEN)
-        if prepared is _UNSEEN:
-            prepared = _prepare(spec)
+        prepared = self._prepared.pop(id(spec), None)
         if prepared is None:
             return render_service(spec, self.templates)
         own, stand_in, key = prepared
@@ -150,15 +141,15 @@ class Renderer:
         make_shape: Callable[[], Any],
         apply: Callable[[Any, ServiceSpec], T],
     ) -> T:
-        """A shape is built for configs that share it: a config unlike any other costs one
-        render. Built, it is checked against the first service's direct rendering (unless
-        trusted); any difference turns the shortcut off for that shape.
-
-        Where :meth:`expect` said a key comes back, its shape is built on first sight, so the
-        first service gets the shape's output too; otherwise when the key comes back.
+        """A shape is built on first sight of a key :meth:`expect` counted more than once (a
+        config unlike any other costs one direct render). Built, it is checked against the
+        first service's direct rendering (unless trusted); any difference turns the shortcut
+        off for that shape. The first service gets the shape's output too.
         """
         seen = shapes.get(key, _UNSEEN)
-        if seen is _UNSEEN and self._configs[key] > 1:
+        if seen is _UNSEEN:
+            if self._configs[key] < 2:
+                return direct()
             shapes[key] = seen = make_shape()
             if seen is not None and kind in self.verify:
                 out = direct()
@@ -166,15 +157,6 @@ class Renderer:
                     self.exact = False
                     shapes[key] = None
                     return out
-        elif seen is _UNSEEN:
-            out = direct()
-            shapes[key] = _First(spec, out)
-            return out
-        elif isinstance(seen, _First):
-            shape = make_shape()
-            ok = shape is not None and _data(apply(shape, seen.spec)) == _data(seen.output)
-            self.exact = self.exact and (ok or shape is None)  # no shape: direct either way
-            shapes[key] = seen = shape if ok else None
         if seen is None:
             return direct()
         self.hits += 1
